@@ -1,0 +1,87 @@
+"""Admin for the mirror: read-only (the provider is the source of truth), with sync and cancel actions."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from .errors import ProviderError
+from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+
+MIRROR_HIDDEN = ("raw",)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class QuoteInline(ReadOnlyInline):
+    model = Quote
+    fields = ("remote_id", "processor", "status", "reference", "amount", "total_paid", "total_pending",
+              "currency_code")
+
+
+class TransactionInline(ReadOnlyInline):
+    model = InvoiceTransaction
+    fields = ("code", "status", "amount", "currency_code", "confirmations", "tx_hash", "settled")
+
+
+class StatusChangeInline(ReadOnlyInline):
+    model = InvoiceStatusChange
+    fields = ("created_at", "from_status", "to_status", "source")
+    readonly_fields = fields
+
+
+def _run(modeladmin, request, queryset, action, done: str) -> None:
+    ok = failed = 0
+    for invoice in queryset:
+        try:
+            action(invoice)
+            ok += 1
+        except ProviderError as exc:
+            failed += 1
+            modeladmin.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+    if ok:
+        modeladmin.message_user(request, f"{done}: {ok}", messages.SUCCESS)
+
+
+@admin.action(description=_("Sync from the provider"))
+def sync_invoices(modeladmin, request, queryset) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.sync(source="admin"), "Synced")
+
+
+@admin.action(description=_("Cancel at the provider"))
+def cancel_invoices(modeladmin, request, queryset) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.cancel(), "Cancelled")
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = ("reference", "status", "request_reference", "amount_display", "primary_processor",
+                    "created_at")
+    list_filter = ("status", "primary_processor")
+    search_fields = ("remote_id", "reference", "request_reference", "payer_email")
+    exclude = ("raw", "payer_mobile_number")
+    inlines = (QuoteInline, TransactionInline, StatusChangeInline)
+    actions = (sync_invoices, cancel_invoices)
+
+    @admin.display(description=_("amount"))
+    def amount_display(self, obj: Invoice) -> str:
+        return str(obj.amount)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,114 @@
+"""The one `INVOICEPAY` settings dict, read lazily.
+
+Nothing is read at import time: every attribute access looks at
+`django.conf.settings.INVOICEPAY` again, so `override_settings` and settings
+changed in tests take effect at once. Nested provider dicts are merged over their
+defaults key by key; every other key replaces its default whole.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.conf import settings
+
+INVOICE_STATUSES = (
+    "draft",
+    "initiated",
+    "processing",
+    "received",
+    "paid",
+    "complete",
+    "failed",
+    "overpaid",
+    "cancelled",
+    "expired",
+    "late",
+    "underpaid",
+)
+
+DEFAULT_ORDER_STATES: dict[str, str | None] = {
+    "draft": None,
+    "initiated": None,
+    "processing": "awaiting_payment",
+    "received": "payment_received",
+    "paid": "completed",
+    "complete": "completed",
+    "overpaid": "completed",
+    "late": "completed",
+    "underpaid": "awaiting_payment",
+    "expired": "expired",
+    "cancelled": "cancelled",
+    "failed": "payment_failed",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "REHIVE": {
+        "API_KEY": "",
+        "BUSINESS_ID": "",
+        "BUSINESS_URL": "https://business.services.rehive.com/api/",
+        "PAYMENT_REQUESTS_URL": "https://payment-requests.services.rehive.com/api/",
+        "WEBHOOK_SECRET": "",
+        "QR_SCHEME": "rehive",
+        "QR_NAME": "",
+    },
+    "ONEPIPE": {
+        "API_KEY": "",
+        "CLIENT_SECRET": "",
+        "BASE_URL": "https://api.onepipe.io/v2/",
+        "MOCK_MODE": "inspect",
+        "AUTH_PROVIDER": "",
+        "SECURE_ENCODING": "utf-16-le",
+        "OTP_OVERRIDE": False,
+        "ALLOWED_AUTH_TYPES": ["bank.account", "wallet"],
+    },
+    "ORDER_STATES": DEFAULT_ORDER_STATES,
+    "ORDER_ADAPTER": "django_invoicepay.orders.StatusFieldOrderAdapter",
+    "ORDER_STATUS_FIELD": "status",
+    "HTTP_TIMEOUT": 10.0,
+    "HTTP_MAX_RETRIES": 2,
+    "AUTO_REFUND_OVERPAYMENT": False,
+    "AUTO_RENEW_EXPIRED": False,
+    "SANDBOX": False,
+    "SANDBOX_STATE_FILE": None,
+}
+
+NESTED = ("REHIVE", "ONEPIPE")
+
+# Credentials used when SANDBOX is on and the shop configured none.
+SANDBOX_API_KEY = "sandbox-api-key"
+SANDBOX_BUSINESS_ID = "sandbox-business"
+
+
+class InvoicePaySettings:
+    """Attribute access to `settings.INVOICEPAY` with defaults, e.g. `invoicepay_settings.SANDBOX`."""
+
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "INVOICEPAY", None)
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown INVOICEPAY setting {name!r}")
+        user = self.user_settings()
+        default = copy.deepcopy(DEFAULTS[name])
+        if name not in user:
+            return default
+        value = user[name]
+        if name in NESTED and isinstance(value, dict):
+            return {**default, **value}
+        return value
+
+    @property
+    def rehive_api_key(self) -> str:
+        key = self.REHIVE.get("API_KEY") or ""
+        return key or (SANDBOX_API_KEY if self.SANDBOX else "")
+
+    @property
+    def rehive_business_id(self) -> str:
+        business = self.REHIVE.get("BUSINESS_ID") or ""
+        return business or (SANDBOX_BUSINESS_ID if self.SANDBOX else "")
+
+
+invoicepay_settings = InvoicePaySettings()

@@ -1,0 +1,93 @@
+"""Typed errors shared by both provider clients and the services above them.
+
+Each provider error carries the provider's message (meant for display to the payer
+where the provider says so), the HTTP status it came with, and any field errors, so
+an interface can forward it with its meaning kept.
+"""
+
+from __future__ import annotations
+
+
+class InvoicePayError(Exception):
+    """Base class of every error this app raises on purpose."""
+
+
+class ProviderError(InvoicePayError):
+    """A provider call did not succeed."""
+
+    default_message = "The payment provider could not handle the request."
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        provider: str = "",
+        status: int | None = None,
+        field_errors: dict | None = None,
+        code: str = "",
+    ) -> None:
+        self.message = message or self.default_message
+        self.provider = provider
+        self.status = status
+        self.field_errors = field_errors or {}
+        self.code = code
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = f"{self.provider} " if self.provider else ""
+        status = f" (HTTP {self.status})" if self.status else ""
+        return f"{where}{self.message}{status}"
+
+
+class ProviderUnavailable(ProviderError):
+    """Timeouts, connection failures, 5xx answers: try again later."""
+
+    default_message = "The payment provider is unavailable right now. Please try again shortly."
+
+
+class ProviderBadResponse(ProviderUnavailable):
+    """The provider answered something that is not its documented format."""
+
+    default_message = "The payment provider sent an answer we could not read."
+
+
+class ProviderRejected(ProviderError):
+    """A 4xx answer: the provider refused the request and said why."""
+
+
+class ProviderValidationError(ProviderRejected):
+    """HTTP 400: the provider refused the data; `field_errors` says which fields."""
+
+
+class ProviderAuthError(ProviderRejected):
+    """HTTP 401/403: the shop's credentials are missing, wrong or lack permission."""
+
+    default_message = "The payment provider refused our credentials."
+
+
+class ProviderNotFound(ProviderRejected):
+    """HTTP 404: the provider does not know this object."""
+
+    default_message = "Not found."
+
+
+class ProviderConflict(ProviderRejected):
+    """HTTP 409: the request conflicts with the object's current state."""
+
+
+class ProviderRateLimited(ProviderRejected):
+    """HTTP 429: too many requests."""
+
+
+def error_for_status(status: int) -> type[ProviderError]:
+    """The error class for an HTTP status that is not a success."""
+    if status >= 500:
+        return ProviderUnavailable
+    return {
+        400: ProviderValidationError,
+        401: ProviderAuthError,
+        403: ProviderAuthError,
+        404: ProviderNotFound,
+        409: ProviderConflict,
+        429: ProviderRateLimited,
+    }.get(status, ProviderRejected)

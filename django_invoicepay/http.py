@@ -1,0 +1,124 @@
+"""One place for outbound HTTP: timeouts, bounded retries with backoff, safe logging.
+
+Provider clients build requests and read the wire format; this module only moves
+bytes. It retries when that cannot do harm:
+- a connection that was never made (nothing reached the provider), for any method;
+- a timeout, a reset connection or a 502/503/504 only when the request is
+  idempotent (GET, or a POST carrying an Idempotency-Key, which the provider
+  de-duplicates; the same headers, key included, are sent on every attempt).
+Log lines carry the method, the path and the outcome: never headers or bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from .errors import ProviderUnavailable
+
+logger = logging.getLogger("django_invoicepay.http")
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 2
+    backoff: float = 0.2
+    max_backoff: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.backoff * (2**attempt), self.max_backoff)
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (no connection was made)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        seen: set[int] = set()
+        stack: list[BaseException] = [exc]
+        while stack:
+            current = stack.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            if isinstance(current, NewConnectionError | ConnectionRefusedError):
+                return True
+            stack.extend(a for a in current.args if isinstance(a, BaseException))
+            for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+                if isinstance(linked, BaseException):
+                    stack.append(linked)
+    return False
+
+
+class HttpTransport:
+    """A requests session with the app's timeout and retry rules."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        provider: str,
+        timeout: float,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.session = session
+        self.provider = provider
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: object = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        idempotent: bool = False,
+    ) -> requests.Response:
+        path = urlsplit(url).path
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = self.session.request(
+                    method, url, json=json, params=params, headers=headers, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                safe = never_sent(exc) or idempotent
+                reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                if safe and attempt < self.retry.max_retries:
+                    logger.warning(
+                        "%s %s %s %s (attempt %d), retrying",
+                        self.provider, method, path, reason, attempt + 1,
+                    )
+                    self.sleep(self.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                logger.error(
+                    "%s %s %s %s after %d attempt(s)", self.provider, method, path, reason, attempt + 1
+                )
+                raise ProviderUnavailable(provider=self.provider) from exc
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            if response.status_code in RETRY_STATUSES and idempotent and attempt < self.retry.max_retries:
+                logger.warning(
+                    "%s %s %s -> %d (attempt %d), retrying",
+                    self.provider, method, path, response.status_code, attempt + 1,
+                )
+                response.close()
+                self.sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            log = logger.warning if response.status_code >= 400 else logger.info
+            log("%s %s %s -> %d in %d ms", self.provider, method, path, response.status_code, elapsed_ms)
+            return response

@@ -1,0 +1,321 @@
+"""Invoice services: the only code that changes an invoice's state.
+
+One path applies a provider payload (`apply_invoice`): under a row lock it ignores
+payloads older than what is stored (the provider's `updated`), copies the fields,
+upserts quotes and transactions in a fixed number of queries, records the
+transition, moves the order, and sends the public signals on commit, once per real
+transition. Creating, syncing and cancelling all end in that path.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+
+from . import signals
+from .conf import INVOICE_STATUSES
+from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+from .orders import follow_invoice, get_order_adapter
+from .providers import rehive_client
+from .rehive.payloads import InvoiceData, QuoteData, TransactionData, to_ms
+
+logger = logging.getLogger("django_invoicepay.invoices")
+
+
+# -- creating ---------------------------------------------------------------------------------
+
+
+def _whole(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in minor units (never a float or Decimal), got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _line_items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    lines = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not item.get("name"):
+            raise ValueError(f"items[{index}] needs at least a name and a price")
+        lines.append(
+            {
+                "name": str(item["name"]),
+                "quantity": _whole(item.get("quantity", 1), f"items[{index}].quantity", minimum=1),
+                "price": _whole(item.get("price"), f"items[{index}].price", minimum=0),
+            }
+        )
+    return lines
+
+
+def create_for(
+    order: models.Model,
+    *,
+    amount: int,
+    description: str = "",
+    payer_email: str = "",
+    payer_mobile_number: str = "",
+    items: Iterable[Mapping[str, Any]] = (),
+    expires_at: datetime | None = None,
+    due_at: datetime | None = None,
+    return_url: str = "",
+    metadata: Mapping[str, Any] | None = None,
+) -> Invoice:
+    """Create the remote invoice for `order` and mirror it locally.
+
+    `amount` and item prices are integers in minor units of the business's currency.
+    Items go to `metadata.service_business.items`; the order number to `request_reference`.
+    """
+    fields: dict[str, Any] = {
+        "request_amount": _whole(amount, "amount", minimum=1),
+        "request_reference": get_order_adapter().reference(order),
+    }
+    meta = dict(metadata or {})
+    lines = _line_items(items)
+    if lines:
+        meta["service_business"] = {**meta.get("service_business", {}), "items": lines}
+    optional = {
+        "description": description,
+        "payer_email": payer_email,
+        "payer_mobile_number": payer_mobile_number,
+        "return_url": return_url,
+        "expiration_date": to_ms(expires_at),
+        "due_date": to_ms(due_at),
+        "metadata": meta,
+    }
+    fields.update({key: value for key, value in optional.items() if value})
+    data = rehive_client().create_invoice(fields)
+    with transaction.atomic():
+        invoice = Invoice(
+            remote_id=data.id,
+            content_type=ContentType.objects.get_for_model(order),
+            object_id=str(order.pk),
+        )
+        _copy_fields(invoice, data)
+        invoice.save()
+        _upsert_quotes(invoice, data.quotes)
+        InvoiceStatusChange.objects.create(
+            invoice=invoice, from_status="", to_status=invoice.status, source="create",
+            remote_updated=data.updated,
+        )
+    logger.info("Created invoice %s for order %s (%s)", data.id, order.pk, data.status)
+    return invoice
+
+
+# -- syncing ----------------------------------------------------------------------------------
+
+
+def sync(invoice: Invoice, *, source: str = "sync", transactions: bool | None = None) -> Invoice:
+    """Re-fetch the invoice (and its transactions once a processor is chosen) and apply it.
+
+    Returns the freshly locked and updated row (the argument is not modified).
+    """
+    client = rehive_client()
+    data = client.get_invoice(invoice.remote_id)
+    if transactions is None:
+        transactions = bool(data.primary_processor)
+    txs = client.list_invoice_transactions(invoice.remote_id) if transactions else None
+    return apply_invoice(data, source=source, transactions=txs) or invoice
+
+
+def cancel(invoice: Invoice, *, source: str = "cancel") -> Invoice:
+    data = rehive_client().cancel_invoice(invoice.remote_id)
+    return apply_invoice(data, source=source) or invoice
+
+
+def apply_invoice(
+    data: InvoiceData,
+    *,
+    source: str,
+    transactions: Sequence[TransactionData] | None = None,
+) -> Invoice | None:
+    """Apply a provider payload to the mirror. The one path that changes an invoice's state.
+
+    Returns the updated invoice, or None when no local invoice has this remote id.
+    """
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().filter(remote_id=data.id).first()
+        if invoice is None:
+            logger.info("Ignored a payload for unknown invoice %s (from %s)", data.id, source)
+            return None
+        old_status = invoice.status
+        if _is_newer(data.updated, invoice.remote_updated):
+            changed = _copy_fields(invoice, data)
+            if changed:
+                invoice.save(update_fields=[*changed, "updated_at"])
+            _upsert_quotes(invoice, data.quotes)
+        else:
+            logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
+        if transactions is not None:
+            _upsert_transactions(invoice, transactions)
+        if invoice.status != old_status:
+            _record_transition(invoice, old_status, source, data)
+        return invoice
+
+
+def _is_newer(incoming: datetime | None, stored: datetime | None) -> bool:
+    """A payload is applied only when it is newer than what is stored (or either has no time)."""
+    return incoming is None or stored is None or incoming > stored
+
+
+def _record_transition(invoice: Invoice, old_status: str, source: str, data: InvoiceData) -> None:
+    new_status = invoice.status
+    if new_status not in INVOICE_STATUSES:
+        logger.warning("Invoice %s has a status this app does not know: %r", invoice.remote_id, new_status)
+    InvoiceStatusChange.objects.create(
+        invoice=invoice, from_status=old_status, to_status=new_status, source=source,
+        remote_updated=data.updated,
+    )
+    follow_invoice(invoice, new_status)
+    logger.info("Invoice %s: %s -> %s (from %s)", invoice.remote_id, old_status, new_status, source)
+    extra = {}
+    if new_status == "overpaid":
+        extra["amount"] = invoice.overpaid_by
+    elif new_status == "underpaid":
+        extra["outstanding"] = invoice.outstanding
+    transaction.on_commit(functools.partial(_announce, invoice, old_status, new_status, extra))
+
+
+def _send(signal: Any, **kwargs: Any) -> None:
+    for receiver, result in signal.send_robust(sender=Invoice, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("A receiver of an invoicepay signal failed: %r", receiver, exc_info=result)
+
+
+def _announce(invoice: Invoice, old_status: str, new_status: str, extra: dict[str, int]) -> None:
+    _send(signals.invoice_status_changed, invoice=invoice, old_status=old_status, new_status=new_status)
+    if new_status == "overpaid":
+        _send(signals.invoice_overpaid, invoice=invoice, amount=extra["amount"])
+    elif new_status == "underpaid":
+        _send(signals.invoice_underpaid, invoice=invoice, outstanding=extra["outstanding"])
+    elif new_status == "expired":
+        _send(signals.invoice_expired, invoice=invoice)
+
+
+# -- copying payloads into rows ---------------------------------------------------------------
+
+
+def _assign(obj: models.Model, values: Mapping[str, Any]) -> list[str]:
+    """Set the values that differ; return their field names."""
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    return changed
+
+
+def _copy_fields(invoice: Invoice, data: InvoiceData) -> list[str]:
+    return _assign(
+        invoice,
+        {
+            "reference": data.reference[:128],
+            "request_reference": data.request_reference[:128],
+            "status": data.status[:32],
+            "request_amount": data.amount,
+            "currency_code": data.currency.code,
+            "currency_divisibility": data.currency.divisibility,
+            "remote_user_id": data.user_id,
+            "primary_processor": data.primary_processor,
+            "payer_email": data.payer_email,
+            "payer_mobile_number": data.payer_mobile_number,
+            "description": data.description,
+            "return_url": data.return_url[:500],
+            "redirect_url": data.redirect_url[:500],
+            "expires_at": data.expires_at,
+            "due_at": data.due_at,
+            "remote_created": data.created,
+            "remote_updated": data.updated,
+            "raw": data.raw,
+        },
+    )
+
+
+def _quote_values(quote: QuoteData) -> dict[str, Any]:
+    return {
+        "reference": quote.reference[:255],
+        "status": quote.status[:32],
+        "processor": quote.processor.unique_string_name,
+        "processor_name": quote.processor.name,
+        "processor_type": quote.processor.type,
+        "processor_native": quote.processor.native,
+        "processor_subtype": quote.processor.subtype,
+        "deposit_details": quote.deposit_details,
+        "currency_code": quote.currency.code,
+        "currency_divisibility": quote.currency.divisibility,
+        "amount": quote.amount,
+        "total_paid": quote.total_paid,
+        "total_pending": quote.total_pending,
+        "expires_at": quote.expires_at,
+        "remote_updated": quote.updated,
+        "raw": quote.raw,
+    }
+
+
+def _transaction_values(tx: TransactionData) -> dict[str, Any]:
+    return {
+        "quote_remote_id": tx.quote_id,
+        "settled": tx.settled,
+        "status": tx.status[:32],
+        "tx_type": tx.tx_type,
+        "subtype": tx.subtype,
+        "amount": tx.amount,
+        "fee": tx.fee,
+        "total_amount": tx.total_amount,
+        "currency_code": tx.currency.code,
+        "currency_divisibility": tx.currency.divisibility,
+        "service": tx.service,
+        "confirmations": tx.confirmations,
+        "tx_hash": tx.tx_hash[:255],
+        "remote_created": tx.created,
+        "remote_updated": tx.updated,
+        "raw": tx.raw,
+    }
+
+
+def _upsert(
+    model: type[models.Model],
+    existing: dict[Any, models.Model],
+    incoming: dict[Any, tuple[dict[str, Any], datetime | None]],
+    make: Any,
+) -> None:
+    """Insert new rows, update changed ones, skip stale and unchanged: at most three queries."""
+    to_create, to_update, fields = [], [], set()
+    for key, (values, updated) in incoming.items():
+        row = existing.get(key)
+        if row is None:
+            to_create.append(make(key, values))
+        elif _is_newer(updated, row.remote_updated):
+            changed = _assign(row, values)
+            if changed:
+                to_update.append(row)
+                fields.update(changed)
+    if to_create:
+        model.objects.bulk_create(to_create)
+    if to_update:
+        model.objects.bulk_update(to_update, sorted(fields))
+
+
+def _upsert_quotes(invoice: Invoice, quotes: Sequence[QuoteData]) -> None:
+    if quotes:
+        _upsert(
+            Quote,
+            {q.remote_id: q for q in invoice.quotes.all()},
+            {q.id: (_quote_values(q), q.updated) for q in quotes},
+            lambda key, values: Quote(invoice=invoice, remote_id=key, **values),
+        )
+    invoice.__dict__.pop("_quotes", None)
+
+
+def _upsert_transactions(invoice: Invoice, transactions: Sequence[TransactionData]) -> None:
+    if transactions:
+        _upsert(
+            InvoiceTransaction,
+            {t.code: t for t in invoice.transactions.all()},
+            {t.code: (_transaction_values(t), t.updated) for t in transactions},
+            lambda key, values: InvoiceTransaction(invoice=invoice, code=key, **values),
+        )

@@ -1,0 +1,278 @@
+"""The local mirror of the provider's invoices, quotes and transactions.
+
+Typed fields for what the app reads and queries; the raw JSON beside them for
+everything else. Amounts are integers in minor units with their divisibility.
+Only `django_invoicepay.invoices` (the service) changes these rows' state.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+
+from ..money import Money
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+FINAL_STATUSES = frozenset({"paid", "complete", "overpaid", "late", "cancelled", "expired", "failed"})
+
+
+def new_public_token() -> str:
+    """An unguessable token: the capability that lets a guest see and pay one invoice."""
+    return secrets.token_urlsafe(32)
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def for_order(self, order: models.Model) -> InvoiceQuerySet:
+        content_type = ContentType.objects.get_for_model(order)
+        return self.filter(content_type=content_type, object_id=str(order.pk))
+
+    def open(self) -> InvoiceQuerySet:
+        """Invoices whose status can still change."""
+        return self.exclude(status__in=FINAL_STATUSES)
+
+
+class InvoiceManager(models.Manager.from_queryset(InvoiceQuerySet)):
+    def create_for(
+        self,
+        order: models.Model,
+        *,
+        amount: int,
+        description: str = "",
+        payer_email: str = "",
+        payer_mobile_number: str = "",
+        items: Any = (),
+        expires_at: datetime | None = None,
+        **extra: Any,
+    ) -> Invoice:
+        """Create the remote invoice for `order` and mirror it. See `invoices.create_for`."""
+        from .. import invoices
+
+        return invoices.create_for(
+            order,
+            amount=amount,
+            description=description,
+            payer_email=payer_email,
+            payer_mobile_number=payer_mobile_number,
+            items=items,
+            expires_at=expires_at,
+            **extra,
+        )
+
+
+class Invoice(models.Model):
+    remote_id = models.CharField(_("remote id"), max_length=64, unique=True)
+    reference = models.CharField(_("reference"), max_length=128, blank=True)
+    request_reference = models.CharField(_("order reference"), max_length=128, blank=True, db_index=True)
+    status = models.CharField(_("status"), max_length=32, db_index=True)
+    request_amount = models.BigIntegerField(_("amount (minor units)"))
+    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
+    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
+    remote_user_id = models.CharField(_("business user id"), max_length=64, blank=True)
+    primary_processor = models.CharField(_("primary payment processor"), max_length=100, blank=True)
+    payer_email = models.CharField(_("payer email"), max_length=254, blank=True)
+    payer_mobile_number = models.CharField(_("payer mobile number"), max_length=32, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    return_url = models.CharField(_("return URL"), max_length=500, blank=True)
+    redirect_url = models.CharField(_("hosted checkout URL"), max_length=500, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    due_at = models.DateTimeField(_("due at"), null=True, blank=True)
+    remote_created = models.DateTimeField(_("created at the provider"), null=True, blank=True)
+    remote_updated = models.DateTimeField(_("updated at the provider"), null=True, blank=True)
+    raw = models.JSONField(_("raw payload"), default=dict, blank=True)
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    object_id = models.CharField(_("order id"), max_length=64, blank=True)
+    order = GenericForeignKey("content_type", "object_id")
+
+    public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvoiceManager()
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        indexes = [models.Index(fields=("content_type", "object_id"), name="invoicepay_invoice_order")]
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+
+    def __str__(self) -> str:
+        return f"{self.reference or self.remote_id} ({self.status})"
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def amount(self) -> Money:
+        return Money(self.request_amount, self.currency_code, self.currency_divisibility)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @cached_property
+    def _quotes(self) -> list[Quote]:
+        return list(self.quotes.all())
+
+    @property
+    def primary_quote(self) -> Quote | None:
+        """The quote of the payment processor the payer chose (what open loop shows)."""
+        if not self.primary_processor:
+            return None
+        return next((q for q in self._quotes if q.processor == self.primary_processor), None)
+
+    @property
+    def native_quote(self) -> Quote | None:
+        """The wallet quote for Scan to Pay: processor `native`, status `processing`."""
+        return next((q for q in self._quotes if q.processor == "native" and q.status == "processing"), None)
+
+    @property
+    def outstanding(self) -> int:
+        """What is still owed, in minor units of the primary quote's currency (or the invoice's)."""
+        if self.is_final:
+            return 0
+        quote = self.primary_quote
+        if quote is None:
+            return self.request_amount
+        return max(quote.amount - quote.total_paid, 0)
+
+    @property
+    def overpaid_by(self) -> int:
+        """Paid minus quoted, in minor units of the primary quote's currency; 0 unless overpaid."""
+        quote = self.primary_quote
+        if quote is None:
+            return 0
+        return max(quote.total_paid - quote.amount, 0)
+
+    @property
+    def outstanding_money(self) -> Money:
+        quote = self.primary_quote
+        if quote is None:
+            return Money(self.outstanding, self.currency_code, self.currency_divisibility)
+        return Money(self.outstanding, quote.currency_code, quote.currency_divisibility)
+
+    # -- acting (delegates to the service, the one place that changes state) ------------------
+
+    def sync(self, *, source: str = "sync") -> Invoice:
+        """Re-fetch from the provider and apply; this instance is refreshed in place."""
+        from .. import invoices
+
+        invoices.sync(self, source=source)
+        self.refresh_from_db()
+        return self
+
+    def cancel(self) -> Invoice:
+        """Cancel at the provider and apply the answer; this instance is refreshed in place."""
+        from .. import invoices
+
+        invoices.cancel(self)
+        self.refresh_from_db()
+        return self
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.__dict__.pop("_quotes", None)
+
+
+class Quote(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="quotes")
+    remote_id = models.BigIntegerField(_("remote id"))
+    reference = models.CharField(_("reference"), max_length=255, blank=True)
+    status = models.CharField(_("status"), max_length=32)
+    processor = models.CharField(_("processor"), max_length=100, db_index=True)
+    processor_name = models.CharField(_("processor name"), max_length=200, blank=True)
+    processor_type = models.CharField(_("processor type"), max_length=32, blank=True)
+    processor_native = models.BooleanField(_("native processor"), default=False)
+    processor_subtype = models.CharField(_("processor subtype"), max_length=100, blank=True)
+    deposit_details = models.JSONField(_("deposit details"), default=dict, blank=True)
+    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
+    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
+    amount = models.BigIntegerField(_("amount (minor units)"), default=0)
+    total_paid = models.BigIntegerField(_("total paid (minor units)"), default=0)
+    total_pending = models.BigIntegerField(_("total pending (minor units)"), default=0)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    remote_updated = models.DateTimeField(_("updated at the provider"), null=True, blank=True)
+    raw = models.JSONField(_("raw payload"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ("remote_id",)
+        constraints = [
+            models.UniqueConstraint(fields=("invoice", "remote_id"), name="invoicepay_quote_unique_remote")
+        ]
+        verbose_name = _("quote")
+        verbose_name_plural = _("quotes")
+
+    def __str__(self) -> str:
+        return f"{self.processor} quote {self.remote_id} ({self.status})"
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency_code, self.currency_divisibility)
+
+
+class InvoiceTransaction(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="transactions")
+    code = models.CharField(_("transaction code"), max_length=64)
+    quote_remote_id = models.BigIntegerField(_("quote remote id"), null=True, blank=True)
+    settled = models.BooleanField(_("settled"), default=False)
+    status = models.CharField(_("status"), max_length=32)
+    tx_type = models.CharField(_("type"), max_length=32, blank=True)
+    subtype = models.CharField(_("subtype"), max_length=100, blank=True)
+    amount = models.BigIntegerField(_("amount (minor units)"), default=0)
+    fee = models.BigIntegerField(_("fee (minor units)"), default=0)
+    total_amount = models.BigIntegerField(_("total (minor units)"), default=0)
+    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
+    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
+    service = models.CharField(_("processor service"), max_length=64, blank=True)
+    confirmations = models.PositiveIntegerField(_("confirmations"), null=True, blank=True)
+    tx_hash = models.CharField(_("transaction hash"), max_length=255, blank=True)
+    remote_created = models.DateTimeField(_("created at the provider"), null=True, blank=True)
+    remote_updated = models.DateTimeField(_("updated at the provider"), null=True, blank=True)
+    raw = models.JSONField(_("raw payload"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ("remote_created", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=("invoice", "code"), name="invoicepay_transaction_unique_code")
+        ]
+        verbose_name = _("invoice transaction")
+        verbose_name_plural = _("invoice transactions")
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency_code, self.currency_divisibility)
+
+
+class InvoiceStatusChange(models.Model):
+    """One row per real transition of an invoice's status: the audit trail."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(_("from"), max_length=32, blank=True)
+    to_status = models.CharField(_("to"), max_length=32)
+    source = models.CharField(_("delivered by"), max_length=32)
+    remote_updated = models.DateTimeField(_("provider time"), null=True, blank=True)
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "pk")
+        verbose_name = _("invoice status change")
+        verbose_name_plural = _("invoice status changes")
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status} ({self.source})"

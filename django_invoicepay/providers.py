@@ -1,0 +1,74 @@
+"""Configured provider clients, built from the lazy settings.
+
+The only place where settings meet the provider clients. With `SANDBOX` on, the
+client's session gets the in-process simulator mounted on the configured base URLs:
+the client code path is exactly the production one, minus the socket.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import requests
+
+from .conf import invoicepay_settings
+from .http import HttpTransport, RetryPolicy
+from .rehive import RehiveClient
+
+
+@dataclass(frozen=True)
+class RehiveConfig:
+    api_key: str
+    business_id: str
+    business_url: str
+    payment_requests_url: str
+    timeout: float
+    max_retries: int
+    sandbox: bool
+    sandbox_state_file: str | None
+
+    @classmethod
+    def from_settings(cls) -> RehiveConfig:
+        s = invoicepay_settings
+        base = lambda url: url if url.endswith("/") else url + "/"  # noqa: E731
+        return cls(
+            api_key=s.rehive_api_key,
+            business_id=s.rehive_business_id,
+            business_url=base(s.REHIVE["BUSINESS_URL"]),
+            payment_requests_url=base(s.REHIVE["PAYMENT_REQUESTS_URL"]),
+            timeout=float(s.HTTP_TIMEOUT),
+            max_retries=int(s.HTTP_MAX_RETRIES),
+            sandbox=bool(s.SANDBOX),
+            sandbox_state_file=s.SANDBOX_STATE_FILE,
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _rehive_client(config: RehiveConfig) -> RehiveClient:
+    session = requests.Session()
+    session.headers["User-Agent"] = "django-invoicepay"
+    if config.sandbox:
+        from .sandbox import rehive_adapter
+
+        adapter = rehive_adapter(config)
+        session.mount(config.business_url, adapter)
+        session.mount(config.payment_requests_url, adapter)
+    transport = HttpTransport(
+        session,
+        provider="rehive",
+        timeout=config.timeout,
+        retry=RetryPolicy(max_retries=config.max_retries),
+    )
+    return RehiveClient(
+        transport=transport,
+        api_key=config.api_key,
+        business_id=config.business_id,
+        business_url=config.business_url,
+        payment_requests_url=config.payment_requests_url,
+    )
+
+
+def rehive_client() -> RehiveClient:
+    """The Rehive client for the current settings (one pooled session per configuration)."""
+    return _rehive_client(RehiveConfig.from_settings())

@@ -1,0 +1,68 @@
+"""The offline sandbox: a faithful simulator of the providers' HTTP APIs plus payer actions.
+
+Turn it on with `INVOICEPAY = {"SANDBOX": True}`: the provider clients then talk to it
+in-process (no network, no credentials). `manage.py invoicepay_sandbox` serves the same
+simulator over HTTP. Payer actions (`pay`, `overpay`, `underpay`, `crypto_deposit`,
+`confirm`, `expire`, `choose_processor`) play the customer's side.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .payer import (
+    SandboxActionError,
+    choose_processor,
+    confirm,
+    crypto_deposit,
+    expire,
+    overpay,
+    pay,
+    underpay,
+)
+from .processors import CONFIRMATIONS_REQUIRED, PROCESSORS
+from .rehive import SANDBOX_OTP, RehiveSandbox
+from .state import SandboxState, get_state
+
+if TYPE_CHECKING:
+    from ..providers import RehiveConfig
+    from .transport import SandboxAdapter
+
+__all__ = [
+    "CONFIRMATIONS_REQUIRED",
+    "PROCESSORS",
+    "SANDBOX_OTP",
+    "RehiveSandbox",
+    "SandboxActionError",
+    "SandboxState",
+    "add_fault",
+    "choose_processor",
+    "confirm",
+    "crypto_deposit",
+    "expire",
+    "get_state",
+    "overpay",
+    "pay",
+    "reset",
+    "underpay",
+]
+
+
+def reset() -> None:
+    """Forget every simulated invoice, fault and logged request."""
+    get_state().reset()
+
+
+def add_fault(kind: str, *, path: str = ".*", method: str | None = None, times: int = 1):
+    """Make the next `times` matching calls fail as `kind` (see `state.FAULT_KINDS`)."""
+    return get_state().add_fault(kind, path=path, method=method, times=times)
+
+
+def rehive_adapter(config: RehiveConfig) -> SandboxAdapter:
+    from .transport import SandboxAdapter
+
+    state = get_state(config.sandbox_state_file)
+    simulator = RehiveSandbox(state, api_key=config.api_key, business_id=config.business_id)
+    return SandboxAdapter(
+        simulator, {config.business_url: "business", config.payment_requests_url: "requests"}
+    )

@@ -1,0 +1,105 @@
+"""The sandbox over HTTP, for shops that want a separate process (or a non-Python client).
+
+Paths:
+- `/business/api/...`          the business service (set REHIVE.BUSINESS_URL to this)
+- `/payment-requests/api/...`  the payment-requests service (REHIVE.PAYMENT_REQUESTS_URL)
+- `POST /sandbox/<action>/`    payer actions, JSON body `{"invoice": "<id>", ...}`:
+  choose_processor (`processor`), pay (`amount`), overpay / underpay (`by`),
+  crypto_deposit (`amount`, `confirmations`), confirm (`code`, `confirmations`), expire;
+  `POST /sandbox/reset/` forgets everything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from . import payer
+from .rehive import RehiveSandbox, SandboxResponse, error, ok
+
+SERVICES = {"/business/api/": "business", "/payment-requests/api/": "requests"}
+ACTIONS: dict[str, Callable] = {
+    "choose_processor": payer.choose_processor,
+    "pay": payer.pay,
+    "overpay": payer.overpay,
+    "underpay": payer.underpay,
+    "crypto_deposit": payer.crypto_deposit,
+    "confirm": payer.confirm,
+    "expire": payer.expire,
+}
+ACTION_ARGS = {"processor", "amount", "by", "confirmations", "code"}
+
+
+class SandboxApp:
+    """A WSGI application around one simulator."""
+
+    def __init__(self, simulator: RehiveSandbox) -> None:
+        self.simulator = simulator
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"].upper()
+        path = environ.get("PATH_INFO", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        answer = self.dispatch(method, path, environ.get("QUERY_STRING", ""), headers, body, host)
+        content = answer.content()
+        start_response(
+            f"{answer.status} {HTTPStatus(answer.status).phrase}",
+            [("Content-Type", answer.content_type), ("Content-Length", str(len(content)))],
+        )
+        return [content]
+
+    def dispatch(self, method: str, path: str, query: str, headers: dict, body: bytes, host: str) -> SandboxResponse:
+        for prefix, service in SERVICES.items():
+            if path.startswith(prefix):
+                return self.simulator.handle(
+                    service, method, path[len(prefix) :], query=query, headers=headers, body=body,
+                    base_url=f"http://{host}{prefix}",
+                )
+        if path.startswith("/sandbox/") and method == "POST":
+            return self.action(path.strip("/").split("/")[-1], body)
+        return error(404, "Not found.")
+
+    def action(self, name: str, body: bytes) -> SandboxResponse:
+        state = self.simulator.state
+        if name == "reset":
+            state.reset()
+            return ok(None)
+        if name not in ACTIONS:
+            return error(404, f"Unknown sandbox action {name!r}.")
+        try:
+            payload = json.loads(body or b"{}")
+            invoice_id = str(payload["invoice"])
+            kwargs = {key: value for key, value in payload.items() if key in ACTION_ARGS}
+        except (ValueError, KeyError, TypeError):
+            return error(400, 'Send JSON like {"invoice": "<id>"}.')
+        try:
+            with state.lock:
+                if name == "choose_processor":
+                    invoice = ACTIONS[name](invoice_id, kwargs.get("processor", ""), state=state)
+                else:
+                    invoice = ACTIONS[name](invoice_id, state=state, **kwargs)
+        except (payer.SandboxActionError, TypeError) as exc:
+            return error(400, str(exc))
+        return ok(invoice)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def make_sandbox_server(simulator: RehiveSandbox, host: str = "127.0.0.1", port: int = 8765) -> WSGIServer:
+    return make_server(host, port, SandboxApp(simulator), server_class=_ThreadingServer,
+                       handler_class=_QuietHandler)

@@ -1,0 +1,8 @@
+from django.contrib import admin
+
+from .models import Order
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("number", "description", "total", "status", "created")

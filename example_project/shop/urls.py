@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "shop"
+urlpatterns = [
+    path("", views.order_list, name="order_list"),
+    path("orders/<int:pk>/", views.order_detail, name="order_detail"),
+    path("orders/<int:pk>/invoice/", views.create_invoice, name="create_invoice"),
+    path("orders/<int:pk>/sync/", views.sync_invoice, name="sync_invoice"),
+    path("orders/<int:pk>/sandbox/", views.sandbox_action, name="sandbox_action"),
+]

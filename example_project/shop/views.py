@@ -1,0 +1,104 @@
+"""The example shop's pages: thin views over django-invoicepay's public API."""
+
+from __future__ import annotations
+
+from decimal import InvalidOperation
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from django_invoicepay import sandbox
+from django_invoicepay.conf import invoicepay_settings
+from django_invoicepay.errors import ProviderError
+from django_invoicepay.models import Invoice
+from django_invoicepay.money import to_minor
+
+from .models import Order
+
+PAYER_ACTIONS = {
+    "choose_native": ("Choose wallet", lambda i: sandbox.choose_processor(i, "native")),
+    "choose_bitcoin": ("Choose bitcoin", lambda i: sandbox.choose_processor(i, "native_bitcoin")),
+    "choose_bank": ("Choose bank transfer", lambda i: sandbox.choose_processor(i, "bank_transfer")),
+    "pay": ("Pay exactly", sandbox.pay),
+    "overpay": ("Overpay by 1.00", lambda i: sandbox.overpay(i, 100)),
+    "underpay": ("Underpay by 1.00", lambda i: sandbox.underpay(i, 100)),
+    "crypto_deposit": ("Send bitcoin (0 confirmations)", sandbox.crypto_deposit),
+    "confirm": ("Add a confirmation", sandbox.confirm),
+    "expire": ("Let it expire", sandbox.expire),
+}
+
+
+def order_list(request):
+    if request.method == "POST":
+        description = request.POST.get("description", "").strip() or "Something nice"
+        try:
+            total = to_minor(request.POST.get("total", ""), 2)
+        except (InvalidOperation, ValueError, TypeError):
+            messages.error(request, "Enter the total as an amount like 12.50.")
+            return redirect("shop:order_list")
+        if total <= 0:
+            messages.error(request, "The total must be more than zero.")
+            return redirect("shop:order_list")
+        order = Order.objects.create(description=description, total=total)
+        return redirect("shop:order_detail", pk=order.pk)
+    return render(request, "shop/order_list.html", {"orders": Order.objects.all()[:50]})
+
+
+def _latest_invoice(order: Order) -> Invoice | None:
+    return Invoice.objects.for_order(order).prefetch_related("quotes", "transactions", "status_changes").first()
+
+
+def order_detail(request, pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    context = {
+        "order": order,
+        "invoice": _latest_invoice(order),
+        "sandbox": invoicepay_settings.SANDBOX,
+        "payer_actions": [(key, label) for key, (label, _) in PAYER_ACTIONS.items()],
+    }
+    return render(request, "shop/order_detail.html", context)
+
+
+@require_POST
+def create_invoice(request, pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        Invoice.objects.create_for(
+            order, amount=order.total, description=order.description,
+            items=[{"name": order.description, "quantity": 1, "price": order.total}],
+        )
+    except ProviderError as exc:
+        messages.error(request, exc.message)
+    return redirect("shop:order_detail", pk=pk)
+
+
+@require_POST
+def sync_invoice(request, pk: int):
+    order = get_object_or_404(Order, pk=pk)
+    invoice = _latest_invoice(order)
+    if invoice:
+        try:
+            invoice.sync()
+        except ProviderError as exc:
+            messages.error(request, exc.message)
+    return redirect("shop:order_detail", pk=pk)
+
+
+@require_POST
+def sandbox_action(request, pk: int):
+    """Plays the payer at the sandbox provider, then syncs as a webhook or poll would."""
+    order = get_object_or_404(Order, pk=pk)
+    invoice = _latest_invoice(order)
+    action = PAYER_ACTIONS.get(request.POST.get("action", ""))
+    if not invoicepay_settings.SANDBOX or invoice is None or action is None:
+        messages.error(request, "That sandbox action is not available.")
+        return redirect("shop:order_detail", pk=pk)
+    try:
+        action[1](invoice.remote_id)
+        invoice.sync()
+    except sandbox.SandboxActionError as exc:
+        messages.error(request, str(exc))
+    except ProviderError as exc:
+        messages.error(request, exc.message)
+    return redirect("shop:order_detail", pk=pk)
