@@ -37,6 +37,10 @@ class RetryPolicy:
         return min(self.backoff * (2**attempt), self.max_backoff)
 
 
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at call time, so tests can stop the clock
+
+
 def never_sent(exc: requests.RequestException) -> bool:
     """True when the request cannot have reached the server (no connection was made)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -68,13 +72,13 @@ class HttpTransport:
         provider: str,
         timeout: float,
         retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.session = session
         self.provider = provider
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self.sleep = sleep
+        self.sleep = sleep or _sleep
 
     def request(
         self,

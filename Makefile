@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up, migrate and run the example shop on http://127.0.0.1:8000 (SQLite + sandbox)
+#   make test   set up and run the whole suite (lint, migrations check, docs build, tests) on SQLite
+# Extra:  make test-postgres / make test-mariadb  (servers on 127.0.0.1), make lint, make docs
+
+PYTHON ?= python3
+VENV ?= .venv
+EXTRAS ?= test
+DJANGO ?=
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(EXTRAS)
+
+.PHONY: demo test test-postgres test-mariadb lint docs clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]" $(if $(DJANGO),"Django$(DJANGO)")
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	cd example_project && ../$(PY) manage.py migrate --noinput
+	@echo "Example shop: http://127.0.0.1:8000/  (sandbox payments, no credentials needed)"
+	cd example_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP) lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres:
+	$(MAKE) test EXTRAS=test,postgres INVOICEPAY_TEST_DB=postgres
+
+test-mariadb:
+	$(MAKE) test EXTRAS=test,mysql INVOICEPAY_TEST_DB=mariadb
+
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) site example_project/db.sqlite3 example_project/sandbox-state.json

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import functools
+
+import pytest
+from django.db import connection
+
+from django_invoicepay import sandbox, signals
+from django_invoicepay.providers import rehive_client
+
+
+@pytest.fixture(autouse=True)
+def fresh_sandbox():
+    """Every test starts with an empty sandbox provider."""
+    sandbox.reset()
+    yield sandbox.get_state()
+    sandbox.reset()
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch):
+    """Retries back off through time.sleep: record the delays instead of waiting them out."""
+    delays: list[float] = []
+    monkeypatch.setattr("django_invoicepay.http.time.sleep", delays.append)
+    return delays
+
+
+@pytest.fixture
+def rehive():
+    return rehive_client()
+
+
+@pytest.fixture
+def order(db):
+    from shop.models import Order
+
+    return Order.objects.create(description="Coffee beans", total=1250)
+
+
+@pytest.fixture
+def invoice(order):
+    from django_invoicepay.models import Invoice
+
+    return Invoice.objects.create_for(order, amount=order.total, description=order.description)
+
+
+@pytest.fixture
+def fired():
+    """Every public signal sent during the test, as (signal name, kwargs without 'signal'/'sender')."""
+    log: list[tuple[str, dict]] = []
+    names = ["invoice_status_changed", "invoice_overpaid", "invoice_underpaid", "invoice_expired"]
+    receivers = []
+    for name in names:
+        def receiver(sender, _name=name, **kwargs):
+            kwargs.pop("signal", None)
+            log.append((_name, kwargs))
+
+        getattr(signals, name).connect(receiver, weak=False)
+        receivers.append((name, receiver))
+    yield log
+    for name, receiver in receivers:
+        getattr(signals, name).disconnect(receiver)
+
+
+@pytest.fixture
+def commit(django_capture_on_commit_callbacks):
+    """`with commit(): ...` runs the block's on-commit callbacks (the signals) as a real commit would."""
+    return functools.partial(django_capture_on_commit_callbacks, execute=True)
+
+
+def force_status(remote_id: str, status: str) -> dict:
+    """Move the sandbox invoice to any status, as the provider might (including ones we do not know)."""
+    state = sandbox.get_state()
+    with state.lock:
+        data = state.data["invoices"][remote_id]
+        data["status"] = status
+        data["updated"] = state.now_ms()
+        return data
+
+
+def requires_server_database():
+    return pytest.mark.skipif(
+        connection.vendor == "sqlite",
+        reason="needs PostgreSQL or MariaDB (INVOICEPAY_TEST_DB=postgres|mariadb): SQLite serialises writers",
+    )

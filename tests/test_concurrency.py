@@ -1,0 +1,82 @@
+"""Many workers applying the same and older payloads at once: one transition, one signal.
+
+Runs on PostgreSQL and MariaDB (`make test-postgres`, `make test-mariadb`, and .ci/run);
+SQLite serialises writers, so there the race cannot happen and the test is skipped.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from django.db import close_old_connections
+
+from django_invoicepay import sandbox
+from django_invoicepay.invoices import apply_invoice
+from django_invoicepay.models import Invoice
+from tests.conftest import requires_server_database
+
+pytestmark = [pytest.mark.concurrency, requires_server_database(), pytest.mark.django_db(transaction=True)]
+
+WORKERS = 8
+
+
+def run_concurrently(jobs):
+    barrier = threading.Barrier(len(jobs))
+    errors = []
+
+    def worker(job):
+        try:
+            barrier.wait()
+            job()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+
+
+def test_workers_racing_with_duplicate_and_stale_payloads(order, rehive, fired):
+    invoices = [Invoice.objects.create_for(order, amount=1250) for _ in range(3)]
+    payloads = []
+    for invoice in invoices:
+        sandbox.choose_processor(invoice.remote_id, "native")
+        processing = rehive.get_invoice(invoice.remote_id)
+        sandbox.pay(invoice.remote_id)
+        paid = rehive.get_invoice(invoice.remote_id)
+        payloads += [processing, paid, paid, processing]
+    jobs = [lambda p=p: apply_invoice(p, source="webhook") for p in payloads * 2]
+    random.Random(7).shuffle(jobs)
+    run_concurrently(jobs[:WORKERS])
+    run_concurrently(jobs[WORKERS:])
+
+    for invoice in invoices:
+        invoice.refresh_from_db()
+        assert invoice.status == "paid"
+        history = list(invoice.status_changes.values_list("from_status", "to_status"))
+        # A chain with no repeats: each row starts where the previous one ended.
+        assert history[0] == ("", "initiated")
+        assert all(prev[1] == nxt[0] for prev, nxt in zip(history, history[1:], strict=False))
+        assert history[-1][1] == "paid"
+        signals = [(kw["old_status"], kw["new_status"]) for name, kw in fired
+                   if name == "invoice_status_changed" and kw["invoice"].pk == invoice.pk]
+        assert signals == history[1:]
+
+
+def test_one_payload_applied_by_every_worker_at_once_changes_state_once(order, rehive, fired):
+    invoice = Invoice.objects.create_for(order, amount=1250)
+    sandbox.pay(invoice.remote_id)
+    paid = rehive.get_invoice(invoice.remote_id)
+    run_concurrently([lambda: apply_invoice(paid, source="poll")] * WORKERS)
+    invoice.refresh_from_db()
+    assert list(invoice.status_changes.values_list("to_status", flat=True)) == ["initiated", "paid"]
+    assert [name for name, _ in fired] == ["invoice_status_changed"]
+    order.refresh_from_db()
+    assert order.status == "completed"

@@ -1,0 +1,52 @@
+"""The example shop, as a person would use it: make an order, invoice it, pay in the sandbox."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+def follow_post(client, url, data=None):
+    response = client.post(url, data or {}, follow=True)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_an_order_is_invoiced_paid_and_completed(client, commit):
+    page = follow_post(client, "/", {"description": "Tea", "total": "7.25"})
+    order = Order.objects.get()
+    assert (order.description, order.total) == ("Tea", 725)
+    assert "Create invoice" in page
+    page = follow_post(client, f"/orders/{order.pk}/invoice/")
+    assert re.search(r'id="invoice-status">initiated<', page)
+    with commit():
+        follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "choose_native"})
+        page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "pay"})
+    assert re.search(r'id="invoice-status">paid<', page)
+    assert re.search(r'id="order-status">completed<', page)
+    listing = client.get("/").content.decode()
+    assert "completed" in listing and order.number in listing
+
+
+def test_crypto_confirmations_show_up(client):
+    order = Order.objects.create(description="Mug", total=1000)
+    follow_post(client, f"/orders/{order.pk}/invoice/")
+    page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "crypto_deposit"})
+    assert "Bitcoin" in page and "pending" in page
+    page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "confirm"})
+    assert re.search(r"<td>pending</td><td>0.00020000 BTC</td><td>1</td>", page)
+
+
+def test_mistakes_are_told_to_the_user_not_a_500(client):
+    page = follow_post(client, "/", {"description": "x", "total": "12.345"})
+    assert "Enter the total" in page
+    order = Order.objects.create(description="Mug", total=1000)
+    follow_post(client, f"/orders/{order.pk}/invoice/")
+    follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "pay"})
+    page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "pay"})
+    assert "takes no more payments" in page
