@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db

@@ -97,14 +97,10 @@ class RehiveSandbox:
         body: bytes = b"", base_url: str = "",
     ) -> SandboxResponse:
         headers = {k.lower(): v for k, v in headers.items()}
-        for route_service, pattern, handler in self.routes:
-            if route_service != service:
-                continue
-            match = re.match(pattern, path)
-            if match:
-                break
-        else:
+        route = self._route(service, path)
+        if route is None:
             return error(404, "Not found.")
+        handler, match = route
         try:
             if service == "business":
                 self._authenticate(headers, match.group("bid"))
@@ -125,6 +121,13 @@ class RehiveSandbox:
             return rejected.response
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _route(self, service: str, path: str) -> tuple[Any, re.Match] | None:
+        for route_service, pattern, handler in self.routes:
+            match = re.match(pattern, path) if route_service == service else None
+            if match:
+                return handler, match
+        return None
 
     def _authenticate(self, headers: dict[str, str], business_id: str) -> None:
         auth = headers.get("authorization", "")

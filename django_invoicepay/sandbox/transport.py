@@ -65,11 +65,10 @@ class SandboxAdapter(BaseAdapter):
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # noqa: D102
         url = request.url or ""
-        for base, service in sorted(self.bases.items(), key=lambda item: -len(item[0])):
-            if url.startswith(base):
-                break
-        else:
+        matches = [(base, service) for base, service in self.bases.items() if url.startswith(base)]
+        if not matches:
             raise requests.exceptions.ConnectionError(f"The sandbox does not serve {url}", request=request)
+        base, service = max(matches, key=lambda item: len(item[0]))
         parts = urlsplit(url)
         path = url[len(base) :].split("?", 1)[0]
         body = request.body or b""
