@@ -135,3 +135,34 @@ def test_the_sandbox_over_real_http(http_sandbox, order, fired, commit):
     assert bad.status_code == 400 and "no more payments" in bad.json()["message"]
     unauthorised = requests.get(f"{http_sandbox}/business/api/manager/businesses/http-biz/invoices/", timeout=5)
     assert unauthorised.status_code == 401
+
+
+def test_the_management_command_serves_the_sandbox(tmp_path):
+    """`manage.py invoicepay_sandbox` as a shop would start it, in its own process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parent.parent / "example_project"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "invoicepay_sandbox", "--port", "0",
+         "--state-file", str(tmp_path / "state.json")],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]
+        base = next(line for line in lines if "BUSINESS_URL" in line).split('"')[3]
+        created = requests.post(
+            base + "manager/businesses/sandbox-business/invoices/",
+            json={"request_amount": 300, "status": "initiated"},
+            headers={"Authorization": "Token sandbox-api-key"}, timeout=5,
+        )
+        refused = requests.get(base + "manager/businesses/sandbox-business/invoices/", timeout=5)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert created.status_code == 201 and created.json()["data"]["request_amount"] == 300
+    assert refused.status_code == 401
+    assert "sandbox-api-key" not in "".join(lines)

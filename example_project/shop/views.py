@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import InvalidOperation
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -60,45 +61,43 @@ def order_detail(request, pk: int):
     return render(request, "shop/order_detail.html", context)
 
 
-@require_POST
-def create_invoice(request, pk: int):
+def _act_on_order(request, pk: int, act) -> HttpResponse:
+    """Run `act(order, invoice)`; a provider's or the sandbox's refusal is shown to the user, never a 500."""
     order = get_object_or_404(Order, pk=pk)
     try:
+        act(order, _latest_invoice(order))
+    except ProviderError as exc:
+        messages.error(request, exc.message)
+    except sandbox.SandboxActionError as exc:
+        messages.error(request, str(exc))
+    return redirect("shop:order_detail", pk=pk)
+
+
+@require_POST
+def create_invoice(request, pk: int):
+    def act(order: Order, invoice: Invoice | None) -> None:
         Invoice.objects.create_for(
             order, amount=order.total, description=order.description,
             items=[{"name": order.description, "quantity": 1, "price": order.total}],
         )
-    except ProviderError as exc:
-        messages.error(request, exc.message)
-    return redirect("shop:order_detail", pk=pk)
+
+    return _act_on_order(request, pk, act)
 
 
 @require_POST
 def sync_invoice(request, pk: int):
-    order = get_object_or_404(Order, pk=pk)
-    invoice = _latest_invoice(order)
-    if invoice:
-        try:
-            invoice.sync()
-        except ProviderError as exc:
-            messages.error(request, exc.message)
-    return redirect("shop:order_detail", pk=pk)
+    return _act_on_order(request, pk, lambda order, invoice: invoice and invoice.sync())
 
 
 @require_POST
 def sandbox_action(request, pk: int):
     """Plays the payer at the sandbox provider, then syncs as a webhook or poll would."""
-    order = get_object_or_404(Order, pk=pk)
-    invoice = _latest_invoice(order)
     action = PAYER_ACTIONS.get(request.POST.get("action", ""))
-    if not invoicepay_settings.SANDBOX or invoice is None or action is None:
-        messages.error(request, "That sandbox action is not available.")
-        return redirect("shop:order_detail", pk=pk)
-    try:
+
+    def act(order: Order, invoice: Invoice | None) -> None:
+        if not invoicepay_settings.SANDBOX or invoice is None or action is None:
+            raise sandbox.SandboxActionError("That sandbox action is not available.")
         action[1](invoice.remote_id)
         invoice.sync()
-    except sandbox.SandboxActionError as exc:
-        messages.error(request, str(exc))
-    except ProviderError as exc:
-        messages.error(request, exc.message)
-    return redirect("shop:order_detail", pk=pk)
+
+    return _act_on_order(request, pk, act)
