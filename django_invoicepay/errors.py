@@ -91,3 +91,23 @@ def error_for_status(status: int) -> type[ProviderError]:
         409: ProviderConflict,
         429: ProviderRateLimited,
     }.get(status, ProviderRejected)
+
+
+class InvoiceStateError(InvoicePayError):
+    """The invoice's state does not allow this (e.g. paying an invoice that is already paid)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class OtpLocked(InvoicePayError):
+    """Too many wrong codes for this invoice: OTP payment is refused for a cooling-off period."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        minutes = max(1, -(-retry_after // 60))
+        self.message = (
+            f"Too many wrong codes. For your security, try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        )
+        super().__init__(self.message)

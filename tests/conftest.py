@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import pytest
 from django.db import connection
 
 from django_invoicepay import sandbox, signals
 from django_invoicepay.providers import rehive_client
+from django_invoicepay.sandbox import RehiveSandbox, SandboxState
+from django_invoicepay.sandbox.server import make_sandbox_server
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +18,16 @@ def fresh_sandbox():
     sandbox.reset()
     yield sandbox.get_state()
     sandbox.reset()
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    """Throttle counters and cached QR codes live in the cache: start every test without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +89,18 @@ def force_status(remote_id: str, status: str) -> dict:
         data["status"] = status
         data["updated"] = state.now_ms()
         return data
+
+
+@pytest.fixture
+def http_sandbox():
+    """The sandbox as a real HTTP server on a free port, accepting key "http-key" for business "http-biz"."""
+    state = SandboxState()
+    server = make_sandbox_server(RehiveSandbox(state, api_key="http-key", business_id="http-biz"), port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
 
 
 def requires_server_database():

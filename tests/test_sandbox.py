@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import requests
@@ -12,7 +11,6 @@ from django.test import override_settings
 from django_invoicepay import sandbox
 from django_invoicepay.models import Invoice
 from django_invoicepay.sandbox import RehiveSandbox, SandboxState
-from django_invoicepay.sandbox.server import make_sandbox_server
 
 pytestmark = pytest.mark.django_db
 
@@ -101,17 +99,6 @@ def test_the_state_file_keeps_invoices_across_restarts(tmp_path):
     second = RehiveSandbox(SandboxState(path), api_key="k", business_id="b")
     again = second.handle("requests", "GET", f"requests/{invoice_id}/", headers={})
     assert again.status == 200 and again.body["data"]["request_amount"] == 5
-
-
-@pytest.fixture
-def http_sandbox():
-    state = SandboxState()
-    server = make_sandbox_server(RehiveSandbox(state, api_key="http-key", business_id="http-biz"), port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_the_sandbox_over_real_http(http_sandbox, order, fired, commit):

@@ -95,6 +95,8 @@ class Invoice(models.Model):
     order = GenericForeignKey("content_type", "object_id")
 
     public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
+    otp_failures = models.PositiveSmallIntegerField(_("wrong OTP attempts"), default=0, editable=False)
+    otp_locked_until = models.DateTimeField(_("OTP refused until"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -159,6 +161,30 @@ class Invoice(models.Model):
         if quote is None:
             return Money(self.outstanding, self.currency_code, self.currency_divisibility)
         return Money(self.outstanding, quote.currency_code, quote.currency_divisibility)
+
+    def scan_to_pay_uri(self, name: str | None = None) -> str | None:
+        """The wallet URI for Scan to Pay, or None when there is no native quote in processing.
+
+        The request currency's code (per the seed) with the native quote's amount and
+        divisibility; `name` defaults to INVOICEPAY["REHIVE"]["QR_NAME"].
+        """
+        from ..conf import invoicepay_settings
+        from ..rehive.scan_to_pay import scan_to_pay_uri
+
+        quote = self.native_quote
+        if quote is None or not self.remote_user_id:
+            return None
+        rehive = invoicepay_settings.REHIVE
+        return scan_to_pay_uri(
+            scheme=rehive["QR_SCHEME"],
+            user_id=self.remote_user_id,
+            currency=self.currency_code,
+            amount=quote.amount,
+            divisibility=quote.currency_divisibility,
+            reference=quote.reference,
+            name=rehive["QR_NAME"] if name is None else name,
+            subtype=quote.processor_subtype,
+        )
 
     # -- acting (delegates to the service, the one place that changes state) ------------------
 

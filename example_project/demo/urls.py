@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("invoicepay/", include("django_invoicepay.urls")),
     path("", include("shop.urls")),
 ]

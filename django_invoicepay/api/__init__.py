@@ -1,0 +1,1 @@
+"""The payer-facing REST API (Django REST framework): thin views over the services."""

@@ -1,0 +1,27 @@
+"""Who may act on an invoice: the public token is the capability for guests; an order that
+belongs to a user can only be acted on by that user. Everyone else gets 404, so the API
+never tells whether an invoice exists.
+"""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import NotFound
+
+from ..models import Invoice
+from ..orders import get_order_adapter
+
+
+def may_act(request, invoice: Invoice) -> bool:
+    order = invoice.order if invoice.object_id else None
+    owner = get_order_adapter().owner(order) if order is not None else None
+    if owner is None:
+        return True
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and getattr(owner, "pk", owner) == user.pk)
+
+
+def invoice_for(request, token: str) -> Invoice:
+    invoice = Invoice.objects.filter(public_token=token).prefetch_related("quotes").first()
+    if invoice is None or not may_act(request, invoice):
+        raise NotFound("No such invoice.")
+    return invoice

@@ -1,0 +1,116 @@
+"""Payer-facing endpoints. Each view parses, calls one service, and answers; errors go
+through `errors.error_response` so nothing becomes a 500."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import payments
+from ..errors import InvoicePayError, ProviderError
+from ..invoices import sync
+from .errors import error_response, log_provider_failure
+from .permissions import invoice_for
+from .serializers import (
+    InvoiceSerializer,
+    MessageSerializer,
+    OtpSerializer,
+    PayerSerializer,
+    ProcessorChoiceSerializer,
+    ProcessorSerializer,
+)
+from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle, ReadThrottle
+
+try:  # drf-spectacular is an optional extra: describe the views when it is there
+    from drf_spectacular.openapi import AutoSchema
+except ImportError:  # pragma: no cover - exercised when the extra is absent
+    AutoSchema = None
+
+
+class InvoiceView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [ReadThrottle]
+    #: Where a provider's message without a field goes (e.g. "Invalid OTP." -> "otp").
+    provider_field: str | None = None
+    if AutoSchema is not None:
+        schema = AutoSchema()
+
+    def invoice(self):
+        return invoice_for(self.request, self.kwargs["token"])
+
+    def handle_exception(self, exc):
+        if isinstance(exc, InvoicePayError):
+            return error_response(exc, field=self.provider_field)
+        return super().handle_exception(exc)
+
+    def answer(self, invoice, *, code: int = status.HTTP_200_OK, **extra) -> Response:
+        return Response({**InvoiceSerializer(invoice).data, **extra}, status=code)
+
+    def valid(self, serializer_class):
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class InvoiceDetail(InvoiceView):
+    """The invoice as the payer sees it. `?refresh=1` syncs with the provider first."""
+
+    serializer_class = InvoiceSerializer
+
+    def get(self, request, token: str) -> Response:
+        invoice = self.invoice()
+        if request.query_params.get("refresh") in {"1", "true"}:
+            try:
+                invoice = sync(invoice, source="api")
+            except ProviderError as exc:
+                log_provider_failure(exc, f"Refreshing invoice {invoice.remote_id}")  # show what we know
+        return self.answer(invoice)
+
+
+class ProcessorList(InvoiceView):
+    serializer_class = ProcessorSerializer
+    def get(self, request, token: str) -> Response:
+        return Response({"results": payments.payment_processors(self.invoice())})
+
+
+class ProcessorChoice(InvoiceView):
+    throttle_classes = [PayerThrottle]
+    provider_field = "processor"
+    serializer_class = ProcessorChoiceSerializer
+
+    def post(self, request, token: str) -> Response:
+        data = self.valid(ProcessorChoiceSerializer)
+        return self.answer(payments.choose_processor(self.invoice(), data["processor"]))
+
+
+class Payer(InvoiceView):
+    throttle_classes = [PayerThrottle]
+    serializer_class = PayerSerializer
+
+    def post(self, request, token: str) -> Response:
+        data = self.valid(PayerSerializer)
+        invoice = payments.set_payer(
+            self.invoice(), email=data["payer_email"], mobile_number=data["payer_mobile_number"]
+        )
+        return self.answer(invoice, detail="We sent a code by SMS to the mobile number on your wallet.")
+
+
+class Otp(InvoiceView):
+    throttle_classes = [OtpClientThrottle, OtpInvoiceThrottle]
+    provider_field = "otp"
+    serializer_class = OtpSerializer
+
+    def post(self, request, token: str) -> Response:
+        data = self.valid(OtpSerializer)
+        return self.answer(payments.submit_otp(self.invoice(), data["otp"]), detail="Payment accepted.")
+
+
+class OtpResend(InvoiceView):
+    throttle_classes = [PayerThrottle]
+    serializer_class = MessageSerializer
+
+    def post(self, request, token: str) -> Response:
+        payments.resend_otp(self.invoice())
+        return Response({"detail": "A new code is on its way."})

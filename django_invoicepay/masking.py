@@ -1,0 +1,23 @@
+"""Masked forms of personal and secret values, for anything shown or logged."""
+
+from __future__ import annotations
+
+
+def mask(value: str, *, keep_last: int = 4, keep_first: int = 0, fill: str = "•") -> str:
+    """'+27821234567' -> '+27•••••4567' (keep_first=3): never more than a few characters in clear."""
+    value = str(value or "")
+    if len(value) <= keep_last + keep_first:
+        return fill * len(value)
+    hidden = len(value) - keep_last - keep_first
+    return value[:keep_first] + fill * hidden + (value[-keep_last:] if keep_last else "")
+
+
+def mask_mobile(number: str) -> str:
+    return mask(number, keep_first=3, keep_last=3)
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = str(email or "").partition("@")
+    if not domain:
+        return mask(local, keep_last=0)
+    return f"{local[:1]}{'•' * max(len(local) - 1, 1)}@{domain}"
