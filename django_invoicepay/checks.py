@@ -81,6 +81,18 @@ def check_settings(app_configs=None, **kwargs) -> list:
     retries = s.HTTP_MAX_RETRIES
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
         messages.append(_error(12, "INVOICEPAY['HTTP_MAX_RETRIES'] must be an integer from 0 to 10."))
+    for name in ("OTP_MAX_ATTEMPTS", "OTP_COOLDOWN"):
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            messages.append(_error(15, f"INVOICEPAY[{name!r}] must be a positive integer."))
+    rates = s.THROTTLE_RATES
+    if not isinstance(rates, dict) or not all(
+        rate is None or (isinstance(rate, str) and re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)\w*", rate))
+        for rate in rates.values()
+    ):
+        messages.append(
+            _error(16, "INVOICEPAY['THROTTLE_RATES'] must map 'otp', 'payer', 'read' to rates like '10/min'.")
+        )
     onepipe = s.ONEPIPE
     if onepipe.get("MOCK_MODE") not in {"inspect", "live"}:
         messages.append(_error(13, "INVOICEPAY['ONEPIPE']['MOCK_MODE'] must be 'inspect' or 'live'."))

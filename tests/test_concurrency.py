@@ -80,3 +80,28 @@ def test_one_payload_applied_by_every_worker_at_once_changes_state_once(order, r
     assert [name for name, _ in fired] == ["invoice_status_changed"]
     order.refresh_from_db()
     assert order.status == "completed"
+
+
+def test_parallel_wrong_codes_never_reach_the_provider_more_than_the_limit(order, fresh_sandbox):
+    from django_invoicepay import payments
+    from django_invoicepay.errors import OtpLocked, ProviderRejected
+
+    invoice = Invoice.objects.create_for(order, amount=1250)
+    sandbox.choose_processor(invoice.remote_id, "native")
+    payments.set_payer(invoice, email="ann@example.com", mobile_number="+27821234567")
+    outcomes = []
+
+    def guess():
+        try:
+            payments.submit_otp(Invoice.objects.get(pk=invoice.pk), "000000")
+        except OtpLocked:
+            outcomes.append("locked")
+        except ProviderRejected:
+            outcomes.append("wrong")
+
+    run_concurrently([guess] * 12)
+    calls = [r for r in fresh_sandbox.requests if r["path"].endswith("otp_challenge/")]
+    assert len(calls) == outcomes.count("wrong") == 5
+    assert outcomes.count("locked") == 7
+    invoice.refresh_from_db()
+    assert invoice.otp_locked_until is not None

@@ -49,3 +49,19 @@ def test_mistakes_are_told_to_the_user_not_a_500(client):
     follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "pay"})
     page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "pay"})
     assert "takes no more payments" in page
+
+
+def test_the_pay_page_shows_the_wallet_options(client):
+    from django_invoicepay import sandbox
+    from django_invoicepay.models import Invoice
+
+    order = Order.objects.create(description="Mug", total=1000)
+    invoice = Invoice.objects.create_for(order, amount=1000)
+    page = client.get(f"/pay/{invoice.public_token}/").content.decode()
+    assert "How would you like to pay?" in page and "<svg" not in page
+    sandbox.choose_processor(invoice.remote_id, "native")
+    invoice.sync()
+    page = client.get(f"/pay/{invoice.public_token}/").content.decode()
+    assert 'aria-label="Scan to pay 10.00 USD to Test Shop"' in page
+    assert 'id="otp-form"' in page and "Sandbox: the code is 401703." in page
+    assert client.get("/pay/nope/").status_code == 404

@@ -59,6 +59,8 @@ def test_plue_only_changes_the_base_urls():
         ({"REHIVE": {**PRODUCTION["REHIVE"], "APIKEY": "x"}}, ["invoicepay.W001"]),
         ({"REHIVE": {**PRODUCTION["REHIVE"], "QR_SCHEME": "Rehive Pay"}}, ["invoicepay.E010"]),
         ({**PRODUCTION, "ONEPIPE": {"MOCK_MODE": "LIVE!"}}, ["invoicepay.E013"]),
+        ({**PRODUCTION, "OTP_MAX_ATTEMPTS": 0}, ["invoicepay.E015"]),
+        ({**PRODUCTION, "THROTTLE_RATES": {"otp": "ten a minute"}}, ["invoicepay.E016"]),
         ({**PRODUCTION, "ONEPIPE": {"SECURE_ENCODING": "latin-1"}}, ["invoicepay.E014"]),
     ],
 )

@@ -9,4 +9,5 @@ urlpatterns = [
     path("orders/<int:pk>/invoice/", views.create_invoice, name="create_invoice"),
     path("orders/<int:pk>/sync/", views.sync_invoice, name="sync_invoice"),
     path("orders/<int:pk>/sandbox/", views.sandbox_action, name="sandbox_action"),
+    path("pay/<str:token>/", views.pay, name="pay"),
 ]

@@ -46,6 +46,13 @@ def order_list(request):
     return render(request, "shop/order_list.html", {"orders": Order.objects.all()[:50]})
 
 
+def pay(request, token: str):
+    """The customer's pay page: everything on it talks to the invoicepay API."""
+    invoice = get_object_or_404(Invoice.objects.prefetch_related("quotes"), public_token=token)
+    context = {"invoice": invoice, "order": invoice.order, "sandbox": invoicepay_settings.SANDBOX}
+    return render(request, "shop/pay.html", context)
+
+
 def _latest_invoice(order: Order) -> Invoice | None:
     return Invoice.objects.for_order(order).prefetch_related("quotes", "transactions", "status_changes").first()
 

@@ -1,0 +1,75 @@
+"""The example shop's pay page in a real browser: QR code, OTP form, provider errors shown, order completed.
+
+Needs Debian's Chromium (`apt-get install chromium`; .ci/run installs it). Playwright drives it
+(no browser download: `executable_path` points at the system Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from django_invoicepay import sandbox
+from django_invoicepay.models import Invoice
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if os.environ.get("INVOICEPAY_REQUIRE_BROWSER") and not CHROMIUM:
+    raise RuntimeError("INVOICEPAY_REQUIRE_BROWSER is set but Chromium is not installed")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM, reason="Chromium is not installed (apt-get install chromium)"),
+    pytest.mark.django_db(transaction=True),
+]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(os.environ.get("INVOICEPAY_SCREENSHOTS", Path(__file__).parent / ".screenshots"))
+
+
+@pytest.fixture
+def page(live_server, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM runs beside Playwright's loop
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+def test_a_customer_pays_by_otp_in_the_browser(page, live_server):
+    from shop.models import Order
+
+    order = Order.objects.create(description="Coffee beans", total=1250)
+    invoice = Invoice.objects.create_for(order, amount=1250)
+    page.goto(f"{live_server.url}/pay/{invoice.public_token}/")
+    page.get_by_role("button", name="My wallet").click()
+
+    qr = page.get_by_role("img", name="Scan to pay 12.50 USD to Test Shop")
+    qr.wait_for()
+    page.get_by_label("Email").fill("ann@example.com")
+    page.get_by_label("Wallet mobile number").fill("0821234567")
+    page.get_by_role("button", name="Send me a code").click()
+    page.locator('[data-error="payer_mobile_number"]').get_by_text("international format").wait_for()
+
+    page.get_by_label("Wallet mobile number").fill("+27 82 123 4567")
+    page.get_by_role("button", name="Send me a code").click()
+    page.get_by_text("We sent a code by SMS").wait_for()
+
+    page.get_by_label("Code from the SMS").fill("111111")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    page.locator('[data-error="otp"]').get_by_text("Invalid OTP.").wait_for()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "pay-wrong-otp.png"), full_page=True)
+
+    page.get_by_label("Code from the SMS").fill(sandbox.SANDBOX_OTP)
+    page.get_by_role("button", name="Pay", exact=True).click()
+    page.get_by_text("Payment accepted. Status: paid.").wait_for()
+    page.locator("#pay-status", has_text="paid").wait_for()
+    order.refresh_from_db()
+    assert order.status == "completed"
+    page.screenshot(path=str(SHOTS / "pay-paid.png"), full_page=True)
