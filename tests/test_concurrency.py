@@ -10,7 +10,7 @@ import random
 import threading
 
 import pytest
-from django.db import close_old_connections
+from django.db import connection
 
 from django_invoicepay import sandbox
 from django_invoicepay.invoices import apply_invoice
@@ -33,7 +33,7 @@ def run_concurrently(jobs):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
-            close_old_connections()
+            connection.close()  # each thread has its own connection: leave none open
 
     threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
     for thread in threads:
