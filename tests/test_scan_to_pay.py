@@ -137,3 +137,12 @@ def test_without_a_native_quote_the_tag_explains(invoice):
     invoice.sync()
     assert "This invoice is paid" in render("{% invoicepay_qr invoice %}", invoice=invoice)
     assert "Choose to pay" in render("{% invoicepay_qr missing %}")
+
+
+def test_without_a_display_name_the_label_names_only_the_amount(invoice):
+    sandbox.choose_processor(invoice.remote_id, "native")
+    invoice.sync()
+    with override_settings(INVOICEPAY={"SANDBOX": True, "REHIVE": {"QR_NAME": ""}}):
+        html = render("{% invoicepay_qr invoice %}", invoice=invoice)
+    assert 'aria-label="Scan to pay 12.50 USD"' in html
+    assert decode_svg(re.search(r"<svg.*?</svg>", html, re.S).group(0))[0].endswith("&name=")

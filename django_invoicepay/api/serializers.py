@@ -54,8 +54,8 @@ class QuoteSerializer(serializers.Serializer):
             "reference": quote.reference,
             "deposit_details": quote.deposit_details,
             "amount": money(quote.money),
-            "total_paid": money(Money(quote.total_paid, quote.currency_code, quote.currency_divisibility)),
-            "total_pending": money(Money(quote.total_pending, quote.currency_code, quote.currency_divisibility)),
+            "total_paid": money(quote.as_money(quote.total_paid)),
+            "total_pending": money(quote.as_money(quote.total_pending)),
         }
 
 
@@ -64,9 +64,6 @@ class InvoiceSerializer(serializers.Serializer):
 
     def to_representation(self, invoice: Invoice) -> dict:
         quote = invoice.primary_quote
-        over = Money(invoice.overpaid_by, *(
-            (quote.currency_code, quote.currency_divisibility) if quote else
-            (invoice.currency_code, invoice.currency_divisibility)))
         return {
             "token": invoice.public_token,
             "reference": invoice.reference,
@@ -77,7 +74,7 @@ class InvoiceSerializer(serializers.Serializer):
             "primary_processor": invoice.primary_processor or None,
             "primary_quote": QuoteSerializer(quote).data if quote else None,
             "outstanding": money(invoice.outstanding_money),
-            "overpaid_by": money(over),
+            "overpaid_by": money(invoice.overpaid_money),
             "scan_to_pay_uri": invoice.scan_to_pay_uri(),
             "payer": {
                 "email": invoice.payer_email or None,

@@ -155,12 +155,20 @@ class Invoice(models.Model):
             return 0
         return max(quote.total_paid - quote.amount, 0)
 
-    @property
-    def outstanding_money(self) -> Money:
+    def in_quote_currency(self, minor: int) -> Money:
+        """`minor` units of the primary quote's currency (the invoice's when no quote is chosen)."""
         quote = self.primary_quote
         if quote is None:
-            return Money(self.outstanding, self.currency_code, self.currency_divisibility)
-        return Money(self.outstanding, quote.currency_code, quote.currency_divisibility)
+            return Money(minor, self.currency_code, self.currency_divisibility)
+        return quote.as_money(minor)
+
+    @property
+    def outstanding_money(self) -> Money:
+        return self.in_quote_currency(self.outstanding)
+
+    @property
+    def overpaid_money(self) -> Money:
+        return self.in_quote_currency(self.overpaid_by)
 
     def scan_to_pay_uri(self, name: str | None = None) -> str | None:
         """The wallet URI for Scan to Pay, or None when there is no native quote in processing.
@@ -240,9 +248,12 @@ class Quote(models.Model):
     def __str__(self) -> str:
         return f"{self.processor} quote {self.remote_id} ({self.status})"
 
+    def as_money(self, minor: int) -> Money:
+        return Money(minor, self.currency_code, self.currency_divisibility)
+
     @property
     def money(self) -> Money:
-        return Money(self.amount, self.currency_code, self.currency_divisibility)
+        return self.as_money(self.amount)
 
 
 class InvoiceTransaction(models.Model):

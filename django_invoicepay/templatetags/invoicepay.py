@@ -24,10 +24,11 @@ def invoicepay_qr(invoice: Invoice, size: int = 4, show_link: bool = False, name
     if uri is None:
         return {"invoice": invoice, "available": False}
     payee = name if name is not None else invoicepay_settings.REHIVE["QR_NAME"]
-    quote = invoice.native_quote
-    amount = str(quote.money)
-    label = _("Scan to pay %(amount)s to %(payee)s") % {"amount": amount, "payee": payee} if payee else \
-        _("Scan to pay %(amount)s") % {"amount": amount}
+    amount = str(invoice.native_quote.money)
+    if payee:
+        label = _("Scan to pay %(amount)s to %(payee)s") % {"amount": amount, "payee": payee}
+    else:
+        label = _("Scan to pay %(amount)s") % {"amount": amount}
     try:
         scale = max(1, min(int(size), 20))
     except (TypeError, ValueError):
