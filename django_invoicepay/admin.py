@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from .errors import ProviderError
-from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+from .errors import InvoicePayError
+from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote, Refund
 
 MIRROR_HIDDEN = ("raw",)
 
@@ -46,9 +46,9 @@ def _run(modeladmin, request, queryset, action, done: str) -> None:
         try:
             action(invoice)
             ok += 1
-        except ProviderError as exc:
+        except InvoicePayError as exc:
             failed += 1
-            modeladmin.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+            modeladmin.message_user(request, f"{invoice}: {getattr(exc, 'message', exc)}", messages.ERROR)
     if ok:
         modeladmin.message_user(request, f"{done}: {ok}", messages.SUCCESS)
 
@@ -63,6 +63,22 @@ def cancel_invoices(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, lambda i: i.cancel(), "Cancelled")
 
 
+@admin.action(description=_("Refund the overpayment"))
+def refund_overpayments(modeladmin, request, queryset) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.refund_overpayment(), "Refunded")
+
+
+@admin.action(description=_("Renew (expired invoices)"))
+def renew_invoices(modeladmin, request, queryset) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.renew(), "Renewed")
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = ("created_at", "reason", "amount", "currency_code", "status", "error")
+    readonly_fields = fields
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     list_display = ("reference", "status", "request_reference", "amount_display", "primary_processor",
@@ -70,8 +86,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_filter = ("status", "primary_processor")
     search_fields = ("remote_id", "reference", "request_reference", "payer_email")
     exclude = ("raw", "payer_mobile_number")
-    inlines = (QuoteInline, TransactionInline, StatusChangeInline)
-    actions = (sync_invoices, cancel_invoices)
+    inlines = (QuoteInline, TransactionInline, RefundInline, StatusChangeInline)
+    actions = (sync_invoices, cancel_invoices, refund_overpayments, renew_invoices)
 
     @admin.display(description=_("amount"))
     def amount_display(self, obj: Invoice) -> str:

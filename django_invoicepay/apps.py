@@ -9,4 +9,4 @@ class InvoicePayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import automation, checks  # noqa: F401  (connects receivers, registers checks)

@@ -55,7 +55,7 @@ def _line_items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def create_for(
-    order: models.Model,
+    order: models.Model | None,
     *,
     amount: int,
     description: str = "",
@@ -66,21 +66,24 @@ def create_for(
     due_at: datetime | None = None,
     return_url: str = "",
     metadata: Mapping[str, Any] | None = None,
+    reference: str | None = None,
+    renewal_of: Invoice | None = None,
 ) -> Invoice:
     """Create the remote invoice for `order` and mirror it locally.
 
     `amount` and item prices are integers in minor units of the business's currency.
-    Items go to `metadata.service_business.items`; the order number to `request_reference`.
+    Items go to `metadata.service_business.items`; the order number (or `reference`) to
+    `request_reference`. `renewal_of` links a renewal to the expired invoice it replaces.
     """
-    fields: dict[str, Any] = {
-        "request_amount": _whole(amount, "amount", minimum=1),
-        "request_reference": get_order_adapter().reference(order),
-    }
+    if reference is None:
+        reference = get_order_adapter().reference(order) if order is not None else ""
+    fields: dict[str, Any] = {"request_amount": _whole(amount, "amount", minimum=1)}
     meta = dict(metadata or {})
     lines = _line_items(items)
     if lines:
         meta["service_business"] = {**meta.get("service_business", {}), "items": lines}
     optional = {
+        "request_reference": reference,
         "description": description,
         "payer_email": payer_email,
         "payer_mobile_number": payer_mobile_number,
@@ -92,11 +95,10 @@ def create_for(
     fields.update({key: value for key, value in optional.items() if value})
     data = rehive_client().create_invoice(fields)
     with transaction.atomic():
-        invoice = Invoice(
-            remote_id=data.id,
-            content_type=ContentType.objects.get_for_model(order),
-            object_id=str(order.pk),
-        )
+        invoice = Invoice(remote_id=data.id, renewal_of=renewal_of)
+        if order is not None:
+            invoice.content_type = ContentType.objects.get_for_model(order)
+            invoice.object_id = str(order.pk)
         _copy_fields(invoice, data)
         invoice.save()
         _upsert_quotes(invoice, data.quotes)
@@ -104,7 +106,7 @@ def create_for(
             invoice=invoice, from_status="", to_status=invoice.status, source="create",
             remote_updated=data.updated,
         )
-    logger.info("Created invoice %s for order %s (%s)", data.id, order.pk, data.status)
+    logger.info("Created invoice %s for order %s (%s)", data.id, getattr(order, "pk", None), data.status)
     return invoice
 
 
@@ -112,16 +114,26 @@ def create_for(
 
 
 def sync(invoice: Invoice, *, source: str = "sync", transactions: bool | None = None) -> Invoice:
-    """Re-fetch the invoice (and its transactions once a processor is chosen) and apply it.
+    """Re-fetch the invoice and apply it; its transactions too when they may have changed.
 
+    Transactions change only when money moves, so by default they are fetched only when a
+    quote has deposits pending (confirmations count up) or its paid total or the invoice's
+    status differs from the mirror: an unchanged invoice costs one HTTP call.
     Returns the freshly locked and updated row (the argument is not modified).
     """
     client = rehive_client()
     data = client.get_invoice(invoice.remote_id)
     if transactions is None:
-        transactions = bool(data.primary_processor)
+        transactions = _money_moved(invoice, data)
     txs = client.list_invoice_transactions(invoice.remote_id) if transactions else None
     return apply_invoice(data, source=source, transactions=txs) or invoice
+
+
+def _money_moved(invoice: Invoice, data: InvoiceData) -> bool:
+    if data.status != invoice.status:
+        return True
+    paid = dict(Quote.objects.filter(invoice=invoice).values_list("remote_id", "total_paid"))
+    return any(q.total_pending > 0 or paid.get(q.id) != q.total_paid for q in data.quotes)
 
 
 def cancel(invoice: Invoice, *, source: str = "cancel") -> Invoice:

@@ -21,7 +21,12 @@ def may_act(request, invoice: Invoice) -> bool:
 
 
 def invoice_for(request, token: str) -> Invoice:
-    invoice = Invoice.objects.filter(public_token=token).prefetch_related("quotes").first()
+    invoice = (
+        Invoice.objects.filter(public_token=token)
+        .select_related("renewed_by")
+        .prefetch_related("quotes", "transactions", "refunds")
+        .first()
+    )
     if invoice is None or not may_act(request, invoice):
         raise NotFound("No such invoice.")
     return invoice

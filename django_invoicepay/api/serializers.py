@@ -29,7 +29,7 @@ def money(value: Money) -> dict:
 def next_actions(invoice: Invoice) -> list[str]:
     """What the payer can do now, for a UI to show the right controls."""
     if invoice.status == "expired":
-        return ["renew"]
+        return [] if getattr(invoice, "renewed_by", None) else ["renew"]
     if invoice.is_final:
         return []
     if not invoice.primary_processor:
@@ -82,6 +82,20 @@ class InvoiceSerializer(serializers.Serializer):
             },
             "expires_at": invoice.expires_at,
             "redirect_url": invoice.redirect_url or None,
+            "pending_transactions": [
+                {
+                    "hash": tx.tx_hash or None,
+                    "confirmations": tx.confirmations,
+                    "amount": money(tx.money),
+                    "message": "Your payment has been detected and is waiting to be confirmed.",
+                }
+                for tx in invoice.pending_transactions
+            ],
+            "refunds": [
+                {"amount": money(refund.money), "status": refund.status, "reason": refund.reason}
+                for refund in invoice.refunds.all()
+            ],
+            "renewed_by": getattr(getattr(invoice, "renewed_by", None), "public_token", None),
             "next_actions": next_actions(invoice),
         }
 

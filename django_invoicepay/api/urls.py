@@ -11,6 +11,7 @@ urlpatterns = [
     path("invoices/<str:token>/payer/", views.Payer.as_view(), name="payer"),
     path("invoices/<str:token>/otp/", views.Otp.as_view(), name="otp"),
     path("invoices/<str:token>/otp/resend/", views.OtpResend.as_view(), name="otp-resend"),
+    path("invoices/<str:token>/renew/", views.Renew.as_view(), name="renew"),
 ]
 
 try:  # the OpenAPI schema, when the optional drf-spectacular extra is installed

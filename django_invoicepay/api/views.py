@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import payments
+from .. import payments, renewals
 from ..errors import InvoicePayError, ProviderError
 from ..invoices import sync
 from .errors import error_response, log_provider_failure
@@ -114,3 +114,17 @@ class OtpResend(InvoiceView):
     def post(self, request, token: str) -> Response:
         payments.resend_otp(self.invoice())
         return Response({"detail": "A new code is on its way."})
+
+
+class Renew(InvoiceView):
+    """An expired invoice's renewal (created once): answers 201 with the new invoice and its token."""
+
+    throttle_classes = [PayerThrottle]
+    serializer_class = InvoiceSerializer
+
+    def post(self, request, token: str) -> Response:
+        old = self.invoice()
+        already = getattr(old, "renewed_by", None)
+        new = renewals.renew(old)
+        code = status.HTTP_200_OK if already else status.HTTP_201_CREATED
+        return self.answer(invoice_for(request, new.public_token), code=code, detail="A new invoice was created.")

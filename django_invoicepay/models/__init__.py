@@ -1,3 +1,5 @@
 from .invoices import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+from .polling import PollSchedule
+from .refunds import Refund
 
-__all__ = ["Invoice", "InvoiceStatusChange", "InvoiceTransaction", "Quote"]
+__all__ = ["Invoice", "InvoiceStatusChange", "InvoiceTransaction", "PollSchedule", "Quote", "Refund"]

@@ -52,7 +52,8 @@ class InvoiceManager(models.Manager.from_queryset(InvoiceQuerySet)):
         expires_at: datetime | None = None,
         **extra: Any,
     ) -> Invoice:
-        """Create the remote invoice for `order` and mirror it. See `invoices.create_for`."""
+        """Create the remote invoice for `order` and mirror it. See `invoices.create_for`
+        (extra keywords: `due_at`, `return_url`, `metadata`, `reference`)."""
         from .. import invoices
 
         return invoices.create_for(
@@ -94,6 +95,10 @@ class Invoice(models.Model):
     object_id = models.CharField(_("order id"), max_length=64, blank=True)
     order = GenericForeignKey("content_type", "object_id")
 
+    renewal_of = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="renewed_by",
+        verbose_name=_("renews"), help_text=_("The expired invoice this one replaces."),
+    )
     public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
     otp_failures = models.PositiveSmallIntegerField(_("wrong OTP attempts"), default=0, editable=False)
     otp_locked_until = models.DateTimeField(_("OTP refused until"), null=True, blank=True, editable=False)
@@ -211,6 +216,23 @@ class Invoice(models.Model):
         invoices.cancel(self)
         self.refresh_from_db()
         return self
+
+    def renew(self) -> Invoice:
+        """A new invoice with the same fields for this expired one (idempotent). See `renewals.renew`."""
+        from .. import renewals
+
+        return renewals.renew(self)
+
+    def refund_overpayment(self):
+        """Refund exactly `overpaid_by` to the payer (idempotent). See `refunds.refund_overpayment`."""
+        from .. import refunds
+
+        return refunds.refund_overpayment(self)
+
+    @property
+    def pending_transactions(self) -> list[InvoiceTransaction]:
+        """Deposits seen but not final (e.g. crypto waiting for confirmations), oldest first."""
+        return [tx for tx in self.transactions.all() if tx.is_pending]
 
     def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
         super().refresh_from_db(*args, **kwargs)

@@ -157,14 +157,16 @@ class RehiveSandbox:
             raise Rejected(error(404, "Not found."))
         return invoice
 
-    @staticmethod
-    def _page(items: list, query: dict, base_url: str, path: str) -> dict:
+    def _page(self, items: list, query: dict, base_url: str, path: str) -> dict | list:
+        """Paginated like the current API; a plain list when `legacy_lists` is set (the older shape)."""
         def number(name: str, default: int) -> int:
             try:
                 return max(int(query.get(name, [default])[0]), 1)
             except ValueError:
                 raise field_error(name, "A valid integer is required.") from None
 
+        if self.state.data.get("legacy_lists"):
+            return items
         page, size = number("page", 1), min(number("page_size", 15), 250)
         start = (page - 1) * size
         link = lambda p: f"{base_url}{path}?{urlencode({'page': p, 'page_size': size})}"  # noqa: E731

@@ -7,6 +7,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from ..conf import invoicepay_settings
+from ..deposit import deposit_for
 from ..models import Invoice
 from ..qr import qr_svg
 
@@ -43,3 +44,12 @@ def invoicepay_qr(invoice: Invoice, size: int = 4, show_link: bool = False, name
         "payee": payee,
         "show_link": show_link,
     }
+
+
+@register.inclusion_tag("invoicepay/deposit.html")
+def invoicepay_deposit(invoice: Invoice) -> dict:
+    """How to pay by deposit (bank transfer, crypto...): the reference, every deposit detail, what is
+    still owed, and deposits seen but not yet confirmed. Renders an explanation when there is none."""
+    if not isinstance(invoice, Invoice):
+        return {"invoice": None, "deposit": None}
+    return {"invoice": invoice, "deposit": deposit_for(invoice)}

@@ -9,5 +9,8 @@ urlpatterns = [
     path("orders/<int:pk>/invoice/", views.create_invoice, name="create_invoice"),
     path("orders/<int:pk>/sync/", views.sync_invoice, name="sync_invoice"),
     path("orders/<int:pk>/sandbox/", views.sandbox_action, name="sandbox_action"),
+    path("orders/<int:pk>/refund/", views.refund_overpayment, name="refund_overpayment"),
+    path("orders/<int:pk>/renew/", views.renew_invoice, name="renew_invoice"),
     path("pay/<str:token>/", views.pay, name="pay"),
+    path("pay/<str:token>/sandbox/", views.pay_sandbox, name="pay_sandbox"),
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from django_invoicepay import sandbox
 from django_invoicepay.conf import invoicepay_settings
-from django_invoicepay.errors import ProviderError
+from django_invoicepay.errors import InvoiceStateError, ProviderError
 from django_invoicepay.models import Invoice
 from django_invoicepay.money import to_minor
 
@@ -46,15 +46,49 @@ def order_list(request):
     return render(request, "shop/order_list.html", {"orders": Order.objects.all()[:50]})
 
 
+def _invoice_by_token(token: str) -> Invoice:
+    queryset = Invoice.objects.prefetch_related("quotes", "transactions", "refunds").select_related("renewed_by")
+    return get_object_or_404(queryset, public_token=token)
+
+
 def pay(request, token: str):
     """The customer's pay page: everything on it talks to the invoicepay API."""
-    invoice = get_object_or_404(Invoice.objects.prefetch_related("quotes"), public_token=token)
-    context = {"invoice": invoice, "order": invoice.order, "sandbox": invoicepay_settings.SANDBOX}
+    invoice = _invoice_by_token(token)
+    context = {
+        "invoice": invoice,
+        "order": invoice.order,
+        "sandbox": invoicepay_settings.SANDBOX,
+        "payer_actions": [(key, label) for key, (label, _) in PAYER_ACTIONS.items()],
+        "poll_ms": _poll_ms(request.GET.get("poll_ms")),
+    }
     return render(request, "shop/pay.html", context)
 
 
+def _poll_ms(value: str | None) -> int:
+    """How often the pay page checks for news (?poll_ms=, 250 to 60000 ms; 4000 by default)."""
+    try:
+        return min(max(int(value), 250), 60_000)
+    except (TypeError, ValueError):
+        return 4000
+
+
+@require_POST
+def pay_sandbox(request, token: str):
+    """The sandbox panel on the pay page: plays the payer, then syncs."""
+    invoice = _invoice_by_token(token)
+    action = PAYER_ACTIONS.get(request.POST.get("action", ""))
+    if invoicepay_settings.SANDBOX and action is not None:
+        try:
+            action[1](invoice.remote_id)
+            invoice.sync()
+        except (sandbox.SandboxActionError, ProviderError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+    return redirect("shop:pay", token=token)
+
+
 def _latest_invoice(order: Order) -> Invoice | None:
-    return Invoice.objects.for_order(order).prefetch_related("quotes", "transactions", "status_changes").first()
+    related = ("quotes", "transactions", "status_changes", "refunds")
+    return Invoice.objects.for_order(order).prefetch_related(*related).first()
 
 
 def order_detail(request, pk: int):
@@ -75,8 +109,8 @@ def _act_on_order(request, pk: int, act) -> HttpResponse:
         act(order, _latest_invoice(order))
     except ProviderError as exc:
         messages.error(request, exc.message)
-    except sandbox.SandboxActionError as exc:
-        messages.error(request, str(exc))
+    except (sandbox.SandboxActionError, InvoiceStateError) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
     return redirect("shop:order_detail", pk=pk)
 
 
@@ -89,6 +123,16 @@ def create_invoice(request, pk: int):
         )
 
     return _act_on_order(request, pk, act)
+
+
+@require_POST
+def refund_overpayment(request, pk: int):
+    return _act_on_order(request, pk, lambda order, invoice: invoice and invoice.refund_overpayment())
+
+
+@require_POST
+def renew_invoice(request, pk: int):
+    return _act_on_order(request, pk, lambda order, invoice: invoice and invoice.renew())
 
 
 @require_POST

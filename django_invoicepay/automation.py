@@ -1,0 +1,38 @@
+"""Optional automatic follow-ups, connected in AppConfig.ready():
+AUTO_REFUND_OVERPAYMENT refunds an overpayment, AUTO_RENEW_EXPIRED renews an expired invoice.
+
+They run after commit (the signals do), once per transition; a failure is logged and can be
+retried by hand (admin action, `invoice.refund_overpayment()`, `invoice.renew()`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.dispatch import receiver
+
+from .conf import invoicepay_settings
+from .errors import InvoicePayError
+from .signals import invoice_expired, invoice_overpaid
+
+logger = logging.getLogger("django_invoicepay.automation")
+
+
+@receiver(invoice_overpaid, dispatch_uid="invoicepay_auto_refund")
+def auto_refund(sender, invoice, amount, **kwargs) -> None:
+    if not invoicepay_settings.AUTO_REFUND_OVERPAYMENT:
+        return
+    try:
+        invoice.refund_overpayment()
+    except InvoicePayError as exc:
+        logger.error("Automatic refund of invoice %s failed: %s", invoice.remote_id, exc)
+
+
+@receiver(invoice_expired, dispatch_uid="invoicepay_auto_renew")
+def auto_renew(sender, invoice, **kwargs) -> None:
+    if not invoicepay_settings.AUTO_RENEW_EXPIRED:
+        return
+    try:
+        invoice.renew()
+    except InvoicePayError as exc:
+        logger.error("Automatic renewal of invoice %s failed: %s", invoice.remote_id, exc)

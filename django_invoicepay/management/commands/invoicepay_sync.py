@@ -1,0 +1,67 @@
+"""Poll the provider for invoices that can still change: `manage.py invoicepay_sync`.
+
+Run it from cron or a worker every minute or so; each invoice has its own schedule, so a run
+only fetches what is due. Many runs at once are safe.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from django_invoicepay.polling import sweep
+
+DURATION = re.compile(r"(\d+)([smhd])")
+
+
+def parse_since(value: str) -> datetime:
+    """'2h', '30m', '7d' (ago) or an ISO 8601 date-time."""
+    match = DURATION.fullmatch(value.strip())
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        return timezone.now() - timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise CommandError(f"--since {value!r}: give a duration like 2h or 30m, or an ISO date-time.")
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+class Command(BaseCommand):
+    help = "Refresh invoices that can still change (and their transactions) from the provider."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--invoice", action="append", default=[],
+                            help="Only this invoice (remote id, public token, reference or pk); repeatable.")
+        parser.add_argument("--status", action="append", default=[], help="Only invoices in this status; repeatable.")
+        parser.add_argument("--since", help="Only invoices created since: 2h, 30m, 7d or an ISO date-time.")
+        parser.add_argument("--all", action="store_true", help="Include finished invoices (paid, expired, ...).")
+        parser.add_argument("--concurrency", type=int, default=4, help="Parallel provider calls (default 4).")
+        parser.add_argument("--batch", type=int, default=100, help="Invoices claimed at a time (default 100).")
+
+    def handle(self, *args, **options) -> None:
+        if options["concurrency"] < 1 or options["batch"] < 1:
+            raise CommandError("--concurrency and --batch must be at least 1.")
+        tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
+        progress = self._bar if tty else None
+        result = sweep(
+            invoices=options["invoice"], statuses=options["status"],
+            since=parse_since(options["since"]) if options["since"] else None,
+            include_final=options["all"], concurrency=options["concurrency"], batch=options["batch"],
+            progress=progress,
+        )
+        if tty and result.polled:
+            self.stdout.write("")
+        self.stdout.write(result.summary())
+        if result.outcomes.get("failed"):
+            sys.exit(1)
+
+    def _bar(self, done: int, total: int) -> None:
+        total = max(total, done, 1)
+        filled = int(30 * done / total)
+        self.stdout.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", ending="")
+        self.stdout.flush()

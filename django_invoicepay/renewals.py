@@ -1,0 +1,61 @@
+"""Renewing an expired invoice: a new one with the same fields, linked to the old one.
+
+An expired invoice is no longer usable (seeds 001-003); the payer needs a new one with the
+same amount, description, payer, items, metadata and order. Relative dates keep their
+length: a 24-hour invoice renews as a 24-hour invoice from now.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .errors import InvoiceStateError
+from .invoices import create_for
+from .models import Invoice
+
+logger = logging.getLogger("django_invoicepay.renewals")
+
+
+def _shifted(moment, created) -> timedelta | None:
+    if moment is None or created is None:
+        return None
+    return max(moment - created, timedelta(minutes=1))
+
+
+def renew(invoice: Invoice) -> Invoice:
+    """The renewal of an expired invoice: created once, however often this is called."""
+    with transaction.atomic():
+        old = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        existing = Invoice.objects.filter(renewal_of=old).first()
+        if existing is not None:
+            return existing
+        if old.status != "expired":
+            raise InvoiceStateError(f"Only an expired invoice can be renewed; this one is {old.status}.")
+        metadata = dict(old.raw.get("metadata") or {})
+        business = dict(metadata.pop("service_business", {}) or {})
+        items = business.pop("items", [])
+        if business:
+            metadata["service_business"] = business
+        now = timezone.now()
+        expiry = _shifted(old.expires_at, old.remote_created)
+        due = _shifted(old.due_at, old.remote_created)
+        new = create_for(
+            old.order if old.object_id else None,
+            amount=old.request_amount,
+            description=old.description,
+            payer_email=old.payer_email,
+            payer_mobile_number=old.payer_mobile_number,
+            items=items,
+            metadata=metadata,
+            return_url=old.return_url,
+            expires_at=now + expiry if expiry else None,
+            due_at=now + due if due else None,
+            reference=old.request_reference,
+            renewal_of=old,
+        )
+    logger.info("Invoice %s renewed as %s", old.remote_id, new.remote_id)
+    return new
