@@ -121,18 +121,25 @@ def sync(invoice: Invoice, *, source: str = "sync", transactions: bool | None = 
     status differs from the mirror: an unchanged invoice costs one HTTP call.
     Returns the freshly locked and updated row (the argument is not modified).
     """
+    data, txs = fetch(invoice, transactions=transactions)
+    return apply_invoice(data, source=source, transactions=txs) or invoice
+
+
+def fetch(invoice: Invoice, *, transactions: bool | None = None) -> tuple[InvoiceData, list[TransactionData] | None]:
+    """The provider's view of `invoice` (HTTP only: with its quotes prefetched it touches no database,
+    so pollers run it in worker threads)."""
     client = rehive_client()
     data = client.get_invoice(invoice.remote_id)
     if transactions is None:
         transactions = _money_moved(invoice, data)
     txs = client.list_invoice_transactions(invoice.remote_id) if transactions else None
-    return apply_invoice(data, source=source, transactions=txs) or invoice
+    return data, txs
 
 
 def _money_moved(invoice: Invoice, data: InvoiceData) -> bool:
     if data.status != invoice.status:
         return True
-    paid = dict(Quote.objects.filter(invoice=invoice).values_list("remote_id", "total_paid"))
+    paid = {quote.remote_id: quote.total_paid for quote in invoice.quotes.all()}
     return any(q.total_pending > 0 or paid.get(q.id) != q.total_paid for q in data.quotes)
 
 

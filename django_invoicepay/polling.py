@@ -7,7 +7,9 @@
 - A poller claims due schedules with SELECT ... FOR UPDATE SKIP LOCKED (where the database
   has it) and leases them for LEASE seconds, so concurrent pollers never fetch the same
   invoice in a sweep. Applying goes through the one sync path, so signals fire once.
-- Outbound calls run with bounded parallelism (`concurrency` threads).
+- Outbound calls run with bounded parallelism (`concurrency` threads that only do HTTP);
+  applying and rescheduling happen in the calling thread, so no thread needs its own
+  database connection and SQLite works as well as PostgreSQL and MySQL.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .errors import ProviderError
-from .invoices import sync
+from .invoices import apply_invoice, fetch
 from .models import Invoice, PollSchedule
 from .models.invoices import FINAL_STATUSES
+from .rehive.payloads import InvoiceData
 
 logger = logging.getLogger("django_invoicepay.polling")
 
@@ -107,50 +110,55 @@ def claim(qs: QuerySet[Invoice], *, limit: int, force: bool = False) -> list[int
     return ids
 
 
-def poll_one(invoice_id: int) -> str:
-    """Sync one claimed invoice and reschedule it: 'changed', 'unchanged' or 'failed'."""
-    invoice = Invoice.objects.prefetch_related("quotes").get(pk=invoice_id)
-    schedule = PollSchedule.objects.get(pk=invoice_id)
-    now = timezone.now()
+Fetched = tuple[Invoice, InvoiceData | None, list | None, Exception | None]
+
+
+def _fetch(invoice: Invoice) -> Fetched:
+    """HTTP only (the invoice comes with its quotes): safe to run in a worker thread."""
     try:
-        fresh = sync(invoice, source="poll")
-    except ProviderError as exc:
-        logger.warning("Polling invoice %s failed: %s", invoice.remote_id, exc)
-        interval = min(max(schedule.interval * 2, NORMAL), MAX_INTERVAL)
-        PollSchedule.objects.filter(pk=invoice_id).update(
-            next_at=now + timedelta(seconds=interval), interval=interval, leased_until=None,
-            last_polled_at=now, failures=schedule.failures + 1,
-        )
+        data, txs = fetch(invoice)
+    except Exception as exc:  # noqa: BLE001 - reported by _settle, never lost
+        return invoice, None, None, exc
+    return invoice, data, txs, None
+
+
+def _reschedule(invoice_id: int, interval: int, **extra) -> None:
+    now = timezone.now()
+    PollSchedule.objects.filter(pk=invoice_id).update(
+        next_at=now + timedelta(seconds=interval), interval=interval, leased_until=None, last_polled_at=now, **extra
+    )
+
+
+def _settle(fetched: Fetched) -> str:
+    """Apply what was fetched (in the calling thread) and reschedule: 'changed', 'unchanged' or 'failed'."""
+    invoice, data, txs, error = fetched
+    schedule = PollSchedule.objects.filter(pk=invoice.pk).first()
+    previous = schedule.interval if schedule else NORMAL
+    if error is None:
+        try:
+            fresh = apply_invoice(data, source="poll", transactions=txs) or invoice
+        except Exception as exc:  # noqa: BLE001 - e.g. a shop's order adapter failing: retried later
+            error = exc
+    if error is not None:
+        if isinstance(error, ProviderError):
+            logger.warning("Polling invoice %s failed: %s", invoice.remote_id, error)
+        else:
+            logger.error("Polling invoice %s failed unexpectedly", invoice.remote_id, exc_info=error)
+        failures = (schedule.failures if schedule else 0) + 1
+        _reschedule(invoice.pk, min(max(previous * 2, NORMAL), MAX_INTERVAL), failures=failures)
         return "failed"
     changed = fresh.remote_updated != invoice.remote_updated or fresh.status != invoice.status
     if fresh.is_final:
-        PollSchedule.objects.filter(pk=invoice_id).delete()  # nothing left to wait for
-        return "changed" if changed else "unchanged"
-    base = base_interval(fresh)
-    interval = base if changed else min(max(schedule.interval * 2, base), MAX_INTERVAL)
-    PollSchedule.objects.filter(pk=invoice_id).update(
-        next_at=now + timedelta(seconds=interval), interval=interval, leased_until=None,
-        last_polled_at=now, failures=0,
-    )
+        PollSchedule.objects.filter(pk=invoice.pk).delete()  # nothing left to wait for
+    else:
+        base = base_interval(fresh)
+        _reschedule(invoice.pk, base if changed else min(max(previous * 2, base), MAX_INTERVAL), failures=0)
     return "changed" if changed else "unchanged"
 
 
-def _poll_safely(invoice_id: int) -> str:
-    """One invoice's failure (a bug in a receiver, say) never stops the sweep."""
-    try:
-        return poll_one(invoice_id)
-    except Exception:
-        logger.exception("Polling invoice %s failed unexpectedly", invoice_id)
-        retry = timezone.now() + timedelta(seconds=NORMAL)
-        PollSchedule.objects.filter(pk=invoice_id).update(next_at=retry, leased_until=None)
-        return "failed"
-
-
-def _poll_in_thread(invoice_id: int) -> str:
-    try:
-        return _poll_safely(invoice_id)
-    finally:
-        connections.close_all()  # each worker thread closes the connection it opened
+def poll_one(invoice_id: int) -> str:
+    """Sync one invoice now and reschedule it."""
+    return _settle(_fetch(Invoice.objects.prefetch_related("quotes").get(pk=invoice_id)))
 
 
 def sweep(
@@ -177,13 +185,14 @@ def sweep(
         if not ids:
             break
         done.update(ids)
-        if concurrency <= 1 or len(ids) == 1:
-            outcomes = list(map(_poll_safely, ids))
-        else:
-            pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invoicepay-poll")
-            with pool:
-                outcomes = list(pool.map(_poll_in_thread, ids))
-        for outcome in outcomes:
+        claimed = list(Invoice.objects.filter(pk__in=ids).prefetch_related("quotes"))
+        if concurrency <= 1 or len(claimed) == 1:
+            fetched = map(_fetch, claimed)
+        else:  # the provider calls overlap; the database work stays in this thread
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invoicepay-poll") as pool:
+                fetched = list(pool.map(_fetch, claimed))
+        for item in fetched:
+            outcome = _settle(item)
             result.outcomes[outcome] += 1
             if progress:
                 progress(result.polled, total)

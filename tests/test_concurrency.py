@@ -105,3 +105,26 @@ def test_parallel_wrong_codes_never_reach_the_provider_more_than_the_limit(order
     assert outcomes.count("locked") == 7
     invoice.refresh_from_db()
     assert invoice.otp_locked_until is not None
+
+
+def test_two_pollers_at_once_fetch_each_invoice_once_and_signal_once(order, fresh_sandbox, fired):
+    from collections import Counter
+
+    from django_invoicepay.polling import sweep
+
+    invoices = [Invoice.objects.create_for(order, amount=500 + i) for i in range(24)]
+    for n, invoice in enumerate(invoices):
+        [sandbox.pay, sandbox.choose_processor, sandbox.underpay][n % 3](
+            invoice.remote_id, *(["bank_transfer"] if n % 3 == 1 else []))
+    fresh_sandbox.requests.clear()
+    results = []
+    run_concurrently([lambda: results.append(sweep(concurrency=3, batch=5)) for _ in range(2)])
+
+    fetches = Counter(r["path"].split("/")[-2] for r in fresh_sandbox.requests
+                      if r["method"] == "GET" and not r["path"].endswith("transactions/"))
+    assert set(fetches) == {i.remote_id for i in invoices} and set(fetches.values()) == {1}
+    assert sum(r.polled for r in results) == 24 and all(r.polled for r in results)  # both did work
+    changes = [kw for name, kw in fired if name == "invoice_status_changed"]
+    assert len(changes) == 24 == len({kw["invoice"].pk for kw in changes})
+    for invoice in invoices:
+        assert invoice.status_changes.count() == 2
