@@ -79,3 +79,30 @@ def test_a_customer_pays_by_otp_in_the_browser(page, invoice, live_server):
     page.get_by_role("link", name="Back to the order").click()
     page.locator("#order-status", has_text="completed").wait_for()
     page.locator("#invoice-status", has_text="paid").wait_for()
+
+
+def test_a_crypto_payment_page_follows_its_confirmations(page, invoice, live_server):
+    page.goto(f"{live_server.url}/pay/{invoice.public_token}/?poll_ms=300")
+    page.get_by_role("button", name="Bitcoin", exact=True).click()
+    page.get_by_text("Send to this address").wait_for()
+    page.get_by_text("We are waiting for your payment").wait_for()
+
+    sandbox.crypto_deposit(invoice.remote_id, confirmations=0)  # the payer sends bitcoin: the page notices
+    page.get_by_text("with 0 confirmations and is waiting to be confirmed").wait_for()
+    sandbox.confirm(invoice.remote_id)
+    page.get_by_text("with 1 confirmation and is waiting to be confirmed").wait_for()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "pay-crypto-pending.png"), full_page=True)
+    sandbox.confirm(invoice.remote_id, confirmations=2)
+    page.get_by_text("Paid in full. Thank you.").wait_for()
+    page.locator("#pay-status", has_text="paid").wait_for()
+
+
+def test_an_expired_invoice_is_renewed_from_the_pay_page(page, invoice, live_server):
+    sandbox.expire(invoice.remote_id)
+    page.goto(f"{live_server.url}/pay/{invoice.public_token}/?poll_ms=300")
+    page.get_by_text("This invoice has expired").wait_for()  # found by the page's own check
+    page.get_by_role("button", name="Create a new invoice").click()
+    page.wait_for_url(lambda url: invoice.public_token not in url and "/pay/" in url)
+    page.locator("#pay-status", has_text="initiated").wait_for()
+    page.get_by_role("heading", name="Pay 12.50 USD").wait_for()

@@ -65,3 +65,24 @@ def test_the_pay_page_shows_the_wallet_options(client):
     assert 'aria-label="Scan to pay 10.00 USD to Test Shop"' in page
     assert 'id="otp-form"' in page and "Sandbox: the code is 401703." in page
     assert client.get("/pay/nope/").status_code == 404
+
+
+def test_staff_refund_an_overpayment_and_renew_an_expired_invoice(client):
+    from django_invoicepay.models import Invoice
+
+    order = Order.objects.create(description="Mug", total=1000)
+    follow_post(client, f"/orders/{order.pk}/invoice/")
+    page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "overpay"})
+    assert re.search(r'id="order-status">completed<', page) and "Refund the overpayment" in page
+    page = follow_post(client, f"/orders/{order.pk}/refund/")
+    assert "1.00 USD (overpayment): complete" in page
+    assert "nothing to refund" not in follow_post(client, f"/orders/{order.pk}/refund/")  # idempotent, quiet
+
+    other = Order.objects.create(description="Cup", total=500)
+    follow_post(client, f"/orders/{other.pk}/invoice/")
+    follow_post(client, f"/orders/{other.pk}/sandbox/", {"action": "expire"})
+    follow_post(client, f"/orders/{other.pk}/renew/")
+    first, renewal = Invoice.objects.for_order(other).order_by("pk")
+    assert (first.status, renewal.status, renewal.renewal_of_id) == ("expired", "initiated", first.pk)
+    page = client.get(f"/pay/{first.public_token}/").content.decode()
+    assert "Go to the new invoice" in page and renewal.public_token in page
