@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from . import deliveries
 from .errors import InvoicePayError
-from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote, Refund
+from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote, Refund, WebhookDelivery
 
 MIRROR_HIDDEN = ("raw",)
 
@@ -95,6 +96,34 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.action(description=_("Process again"))
+def reprocess_deliveries(modeladmin, request, queryset) -> None:
+    counts = deliveries.reprocess(queryset)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
+    level = messages.WARNING if counts.get("failed") else messages.SUCCESS
+    modeladmin.message_user(request, f"Processed again: {summary}.", level)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The webhook log: read-only, as received (headers without secrets), with a way to replay."""
+
+    list_display = ("received_at", "provider", "event", "event_id", "object_id", "status", "deliveries", "attempts")
+    list_filter = ("provider", "status", "event")
+    search_fields = ("event_id", "object_id")
+    actions = (reprocess_deliveries,)
+    date_hierarchy = "received_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

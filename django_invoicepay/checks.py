@@ -98,6 +98,9 @@ def check_settings(app_configs=None, **kwargs) -> list:
         messages.append(_error(13, "INVOICEPAY['ONEPIPE']['MOCK_MODE'] must be 'inspect' or 'live'."))
     if str(onepipe.get("SECURE_ENCODING", "")).lower() not in {"utf-16-le", "utf-8"}:
         messages.append(_error(14, "INVOICEPAY['ONEPIPE']['SECURE_ENCODING'] must be 'utf-16-le' or 'utf-8'."))
+    if not sandbox and not rehive.get("WEBHOOK_SECRET"):
+        messages.append(_warning(4, "INVOICEPAY['REHIVE']['WEBHOOK_SECRET'] is not set: every webhook will be refused.",
+                                 "Set the secret you registered with the provider's webhooks."))
     if sandbox and not settings.DEBUG:
         messages.append(_warning(3, "INVOICEPAY['SANDBOX'] is on while DEBUG is off.",
                                  "The sandbox takes no real payments: turn it off in production."))

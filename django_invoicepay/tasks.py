@@ -1,21 +1,32 @@
-"""The polling work as tasks on Django's tasks framework, to run on the shop's own workers.
+"""Background work on Django's tasks framework, to run on the shop's own workers.
 
 `django.tasks` on Django 6; the `django-tasks` backport (extra `django-invoicepay[tasks]`) on 5.2.
-Enqueue `sync_invoices` periodically (or from your scheduler); `sync_invoice` refreshes one.
+Enqueue `sync_invoices` periodically (or from your scheduler); `sync_invoice` refreshes one;
+webhook deliveries are processed by `process_webhook` when a queueing backend is configured.
 """
 
 from __future__ import annotations
 
 try:
-    from django.tasks import task
+    from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
 except ImportError:  # Django 5.2
     try:
-        from django_tasks import task
+        from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
     except ImportError:  # pragma: no cover - neither is installed
-        task = None
+        task = task_backends = None
+        DEFAULT_TASK_BACKEND_ALIAS = "default"
 
-from .models import Invoice
+from . import deliveries
+from .models import Invoice, WebhookDelivery
 from .polling import sweep
+
+
+def queueing() -> bool:
+    """True when TASKS names a backend that runs tasks elsewhere (not the immediate one)."""
+    if task_backends is None:
+        return False
+    return type(task_backends[DEFAULT_TASK_BACKEND_ALIAS]).__name__ != "ImmediateBackend"
+
 
 if task is not None:
 
@@ -30,3 +41,16 @@ if task is not None:
         from .invoices import sync
 
         return sync(Invoice.objects.get(pk=invoice_id), source="task").status
+
+    @task
+    def process_webhook(delivery_id: int) -> str:
+        return deliveries.process(WebhookDelivery.objects.get(pk=delivery_id))
+
+
+def run_or_enqueue_webhook(delivery: WebhookDelivery) -> str:
+    """Queue the delivery on the task backend when one is configured, so the provider gets its answer
+    within its 5 second budget; otherwise process it now. Returns 'queued' or the new status."""
+    if task is not None and queueing():
+        process_webhook.enqueue(delivery.pk)
+        return "queued"
+    return deliveries.process(delivery)

@@ -1,7 +1,10 @@
-"""`path("invoicepay/", include("django_invoicepay.urls"))`: the API (and, later, webhook receivers)."""
+"""`path("invoicepay/", include("django_invoicepay.urls"))`: the payer API and the webhook receivers."""
 
 from django.urls import include, path
 
+from . import webhooks
+
 urlpatterns = [
     path("api/", include("django_invoicepay.api.urls")),
+    path("webhooks/rehive/", webhooks.rehive, name="invoicepay-webhook-rehive"),
 ]

@@ -41,7 +41,7 @@ else:
 
 INVOICEPAY = {
     "SANDBOX": True,
-    "REHIVE": {"QR_NAME": "Test Shop"},
+    "REHIVE": {"QR_NAME": "Test Shop", "WEBHOOK_SECRET": "test-webhook-secret"},
     "HTTP_MAX_RETRIES": 2,
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -11,7 +11,7 @@ from django_invoicepay.checks import check_settings
 from django_invoicepay.conf import invoicepay_settings
 
 PRODUCTION = {
-    "REHIVE": {"API_KEY": "key", "BUSINESS_ID": "biz"},
+    "REHIVE": {"API_KEY": "key", "BUSINESS_ID": "biz", "WEBHOOK_SECRET": "whsec"},
 }
 
 
@@ -45,7 +45,7 @@ def test_plue_only_changes_the_base_urls():
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({}, ["invoicepay.E002", "invoicepay.E003"]),
+        ({}, ["invoicepay.E002", "invoicepay.E003", "invoicepay.W004"]),
         ({"REHIVE": {**PRODUCTION["REHIVE"], "BUSINESS_URL": "business.plue.io/api/"}}, ["invoicepay.E004"]),
         ({"REHIVE": {**PRODUCTION["REHIVE"], "BUSINESS_URL": "http://business.example.com/api/"}},
          ["invoicepay.W002"]),

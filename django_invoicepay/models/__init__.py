@@ -1,5 +1,14 @@
 from .invoices import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
 from .polling import PollSchedule
 from .refunds import Refund
+from .webhooks import WebhookDelivery
 
-__all__ = ["Invoice", "InvoiceStatusChange", "InvoiceTransaction", "PollSchedule", "Quote", "Refund"]
+__all__ = [
+    "Invoice",
+    "InvoiceStatusChange",
+    "InvoiceTransaction",
+    "PollSchedule",
+    "Quote",
+    "Refund",
+    "WebhookDelivery",
+]

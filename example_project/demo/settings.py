@@ -65,7 +65,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INVOICEPAY = {
     "SANDBOX": True,
     "SANDBOX_STATE_FILE": str(BASE_DIR / "sandbox-state.json"),
-    "REHIVE": {"QR_NAME": "Example Shop"},
+    "REHIVE": {"QR_NAME": "Example Shop", "WEBHOOK_SECRET": "demo-webhook-secret"},
     "ORDER_STATUS_FIELD": "status",
 }
 

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from django_invoicepay import deliveries
 from django_invoicepay.polling import sweep
 
 DURATION = re.compile(r"(\d+)([smhd])")
@@ -42,8 +43,14 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="Include finished invoices (paid, expired, ...).")
         parser.add_argument("--concurrency", type=int, default=4, help="Parallel provider calls (default 4).")
         parser.add_argument("--batch", type=int, default=100, help="Invoices claimed at a time (default 100).")
+        parser.add_argument("--webhooks", action="store_true",
+                            help="Process webhook deliveries instead of polling (with --failed).")
+        parser.add_argument("--failed", action="store_true",
+                            help="With --webhooks: process again failed deliveries and ones stuck unprocessed.")
 
     def handle(self, *args, **options) -> None:
+        if options["webhooks"] or options["failed"]:
+            return self.replay(options)
         if options["concurrency"] < 1 or options["batch"] < 1:
             raise CommandError("--concurrency and --batch must be at least 1.")
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
@@ -58,6 +65,17 @@ class Command(BaseCommand):
             self.stdout.write("")
         self.stdout.write(result.summary())
         if result.outcomes.get("failed"):
+            sys.exit(1)
+
+    def replay(self, options) -> None:
+        if not (options["webhooks"] and options["failed"]):
+            raise CommandError("Use --webhooks --failed together to process failed deliveries again.")
+        counts = deliveries.reprocess()
+        total = sum(counts.values())
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        self.stdout.write(f"Processed {total} webhook deliver{'y' if total == 1 else 'ies'} again" +
+                          (f": {detail}." if detail else "."))
+        if counts.get("failed"):
             sys.exit(1)
 
     def _bar(self, done: int, total: int) -> None:

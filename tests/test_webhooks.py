@@ -1,0 +1,181 @@
+"""The Rehive webhook receiver: authenticate, store raw, de-duplicate, re-fetch, answer for retries."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import override_settings
+
+from django_invoicepay import sandbox
+from django_invoicepay.models import WebhookDelivery
+from tests.test_orders import BrokenAdapter  # noqa: F401  (importable path for ORDER_ADAPTER)
+
+pytestmark = pytest.mark.django_db
+
+URL = "/invoicepay/webhooks/rehive/"
+SECRET = "test-webhook-secret"
+
+
+def envelope(data: dict, *, event="service_payment_requests.request.update", event_id=None) -> dict:
+    return {"id": event_id or str(uuid.uuid4()), "event": event, "company": "sandbox", "data": data}
+
+
+def deliver(client, body, *, secret=SECRET, **headers):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if secret is not None:
+        headers["HTTP_AUTHORIZATION"] = f"Secret {secret}"
+    return client.post(URL, raw, content_type="application/json", **headers)
+
+
+def fetches(state, remote_id) -> int:
+    return sum(1 for r in state.requests if r["method"] == "GET" and r["path"].endswith(f"invoices/{remote_id}/"))
+
+
+@pytest.mark.parametrize("secret", [None, "planted-wrong-9f3", "", SECRET + "x"])
+def test_a_missing_or_wrong_secret_is_refused_and_not_stored(client, invoice, secret, caplog):
+    with caplog.at_level(logging.WARNING):
+        response = deliver(client, envelope(invoice.raw), secret=secret)
+    assert response.status_code == 401
+    assert response.json() == {"status": "error", "message": "Authentication failed."}
+    assert not WebhookDelivery.objects.exists()
+    assert "Refused a Rehive webhook" in caplog.text
+    assert SECRET not in caplog.text and (not secret or secret not in caplog.text)
+
+
+def test_no_configured_secret_refuses_everything(client, invoice):
+    with override_settings(INVOICEPAY={"SANDBOX": True, "REHIVE": {"WEBHOOK_SECRET": ""}}):
+        assert deliver(client, envelope(invoice.raw), secret="").status_code == 401
+
+
+def test_a_delivery_is_stored_raw_and_the_invoice_re_fetched_not_trusted(client, invoice, fresh_sandbox, order):
+    sandbox.choose_processor(invoice.remote_id, "native")
+    forged = {**invoice.raw, "status": "paid"}  # the payload claims paid; the provider says processing
+    body = envelope(forged, event_id="evt-1")
+    response = deliver(client, body, HTTP_X_REQUEST_ID="abc", REMOTE_ADDR="203.0.113.9")
+    assert (response.status_code, response.json()["status"]) == (200, "success")
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.provider, delivery.event_id, delivery.event) == ("rehive", "evt-1", body["event"])
+    assert (delivery.object_id, delivery.source_ip, delivery.status) == (invoice.remote_id, "203.0.113.9", "processed")
+    assert json.loads(delivery.body) == body
+    assert delivery.headers["X-Request-Id"] == "abc" and "Authorization" not in delivery.headers
+    invoice.refresh_from_db()
+    order.refresh_from_db()
+    assert (invoice.status, order.status) == ("processing", "awaiting_payment")
+    assert invoice.status_changes.last().source == "webhook"
+
+
+def test_a_repeated_event_is_acknowledged_and_not_processed_again(client, invoice, fresh_sandbox, fired, commit):
+    sandbox.pay(invoice.remote_id)
+    body = envelope(invoice.raw, event_id="evt-dup")
+    with commit():
+        first = deliver(client, body)
+        again = deliver(client, body)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["duplicate"] is True
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.deliveries, delivery.attempts) == (2, 1)
+    assert fetches(fresh_sandbox, invoice.remote_id) == 1
+    assert [name for name, _ in fired] == ["invoice_status_changed"]
+
+
+def test_unknown_invoices_and_other_events_are_acknowledged_and_recorded(client, rehive):
+    stranger = rehive.create_invoice({"request_amount": 100})
+    assert deliver(client, envelope(stranger.raw)).status_code == 200
+    assert deliver(client, envelope({"id": "x"}, event="service_payment_requests.otp.create")).status_code == 200
+    statuses = set(WebhookDelivery.objects.values_list("status", flat=True))
+    assert statuses == {"ignored"}
+    assert "does not have" in WebhookDelivery.objects.get(object_id=stranger.id).error
+
+
+def test_a_quote_event_names_its_invoice(client, invoice):
+    sandbox.choose_processor(invoice.remote_id, "bank_transfer")
+    quote = sandbox.get_state().data["invoices"][invoice.remote_id]["payment_processor_quotes"][0]
+    assert deliver(client, envelope(quote, event="service_payment_requests.quote.create")).status_code == 200
+    invoice.refresh_from_db()
+    assert invoice.primary_quote.processor == "bank_transfer"
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", "\u00e9\u00e8".encode("latin-1")])
+def test_a_malformed_body_is_a_400_and_kept(client, body):
+    response = deliver(client, body)
+    assert (response.status_code, response.json()["message"]) == (400, "The body is not a JSON object.")
+    assert WebhookDelivery.objects.get().status == "malformed"
+
+
+def test_a_processing_failure_is_recorded_and_answered_for_a_retry(client, invoice, fresh_sandbox, order):
+    sandbox.pay(invoice.remote_id)
+    sandbox.add_fault("503", method="GET", times=10)
+    body = envelope(invoice.raw, event_id="evt-fail")
+    failed = deliver(client, body)
+    assert failed.status_code == 503 and failed["Retry-After"] == "30"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "failed" and "ProviderUnavailable" in delivery.error
+    invoice.refresh_from_db()
+    assert invoice.status == "initiated"  # nothing half-written
+    fresh_sandbox.faults.clear()
+    retried = deliver(client, body)  # the provider retries with the same event id
+    assert retried.status_code == 200
+    delivery.refresh_from_db()
+    order.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.deliveries, order.status) == ("processed", 2, 2, "completed")
+
+
+def test_failed_deliveries_are_replayed_by_the_command(client, invoice, order):
+    sandbox.pay(invoice.remote_id)
+    with override_settings(INVOICEPAY={"SANDBOX": True, "ORDER_ADAPTER": "tests.test_orders.BrokenAdapter",
+                                       "REHIVE": {"WEBHOOK_SECRET": SECRET}}):
+        assert deliver(client, envelope(invoice.raw)).status_code == 503
+    out = io.StringIO()
+    call_command("invoicepay_sync", "--webhooks", "--failed", stdout=out)
+    assert out.getvalue().strip() == "Processed 1 webhook delivery again: 1 processed."
+    order.refresh_from_db()
+    assert order.status == "completed"
+
+
+def test_the_admin_log_is_read_only_and_can_replay(client, invoice):
+    sandbox.pay(invoice.remote_id)
+    sandbox.add_fault("503", method="GET", times=10)
+    deliver(client, envelope(invoice.raw, event_id="evt-admin"))
+    sandbox.get_state().faults.clear()
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    listing = client.get("/admin/invoicepay/webhookdelivery/")
+    assert listing.status_code == 200 and "evt-admin" in listing.content.decode()
+    delivery = WebhookDelivery.objects.get()
+    page = client.get(f"/admin/invoicepay/webhookdelivery/{delivery.pk}/change/").content.decode()
+    assert SECRET not in page and "Secret " not in page
+    done = client.post("/admin/invoicepay/webhookdelivery/",
+                       {"action": "reprocess_deliveries", "_selected_action": [delivery.pk]}, follow=True)
+    assert "Processed again: 1 processed." in done.content.decode()
+    assert client.get("/admin/invoicepay/webhookdelivery/add/").status_code == 403
+
+
+def test_with_a_task_backend_the_provider_gets_202_at_once(client, invoice):
+    try:
+        import django.tasks  # noqa: F401
+
+        dummy = "django.tasks.backends.dummy.DummyBackend"
+    except ImportError:
+        dummy = "django_tasks.backends.dummy.DummyBackend"
+    from django_invoicepay import tasks
+
+    sandbox.pay(invoice.remote_id)
+    with override_settings(TASKS={"default": {"BACKEND": dummy}}):
+        response = deliver(client, envelope(invoice.raw))
+        assert (response.status_code, response.json()["message"]) == (202, "queued")
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.status == "received"
+        tasks.process_webhook.call(delivery.pk)  # what the worker runs
+    delivery.refresh_from_db()
+    invoice.refresh_from_db()
+    assert (delivery.status, invoice.status) == ("processed", "paid")
+
+
+def test_only_post(client):
+    assert client.get(URL).status_code == 405
