@@ -48,7 +48,7 @@ class ProviderUnavailable(ProviderError):
 class ProviderBadResponse(ProviderUnavailable):
     """The provider answered something that is not its documented format."""
 
-    default_message = "The payment provider sent an answer we could not read."
+    default_message = "The payment provider sent an answer we could not read. Please try again shortly."
 
 
 class ProviderRejected(ProviderError):

@@ -3,9 +3,9 @@
 Provider clients build requests and read the wire format; this module only moves
 bytes. It retries when that cannot do harm:
 - a connection that was never made (nothing reached the provider), for any method;
-- a timeout, a reset connection or a 502/503/504 only when the request is
-  idempotent (GET, or a POST carrying an Idempotency-Key, which the provider
-  de-duplicates; the same headers, key included, are sent on every attempt).
+- a timeout, a reset connection, a 502/503/504 or (with `expect_json`) an unreadable
+  body only when the request is idempotent (GET, or a POST carrying an Idempotency-Key,
+  which the provider de-duplicates; the same headers, key included, go on every attempt).
 Log lines carry the method, the path and the outcome: never headers or bodies.
 """
 
@@ -39,6 +39,16 @@ class RetryPolicy:
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so tests can stop the clock
+
+
+def _is_json(response: requests.Response) -> bool:
+    if not response.content:
+        return True  # 204 and friends: nothing to read is fine
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
 
 
 def never_sent(exc: requests.RequestException) -> bool:
@@ -89,6 +99,7 @@ class HttpTransport:
         params: dict | None = None,
         headers: dict | None = None,
         idempotent: bool = False,
+        expect_json: bool = False,
     ) -> requests.Response:
         path = urlsplit(url).path
         attempt = 0
@@ -114,10 +125,13 @@ class HttpTransport:
                 )
                 raise ProviderUnavailable(provider=self.provider) from exc
             elapsed_ms = int((time.monotonic() - started) * 1000)
-            if response.status_code in RETRY_STATUSES and idempotent and attempt < self.retry.max_retries:
+            retry_status = response.status_code in RETRY_STATUSES
+            unreadable = expect_json and response.status_code < 500 and not _is_json(response)
+            if (retry_status or unreadable) and idempotent and attempt < self.retry.max_retries:
                 logger.warning(
-                    "%s %s %s -> %d (attempt %d), retrying",
-                    self.provider, method, path, response.status_code, attempt + 1,
+                    "%s %s %s -> %d%s (attempt %d), retrying",
+                    self.provider, method, path, response.status_code,
+                    " with an unreadable body" if unreadable else "", attempt + 1,
                 )
                 response.close()
                 self.sleep(self.retry.delay(attempt))

@@ -139,7 +139,7 @@ def test_an_html_error_page_and_a_garbage_body_become_typed_errors(rehive, fresh
     sandbox.add_fault("garbage", method="GET", times=3)
     with pytest.raises(ProviderBadResponse) as caught:
         rehive.get_invoice(created.id)
-    assert "not JSON" in caught.value.message
+    assert caught.value.message == "The payment provider sent an answer we could not read. Please try again shortly."
 
 
 def test_lists_follow_pages(rehive, fresh_sandbox, monkeypatch):

@@ -9,16 +9,19 @@ provider's message (meant for the payer) and the HTTP status.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from ..errors import ProviderBadResponse, error_for_status
 from ..http import HttpTransport
 from .payloads import PROVIDER, InvoiceData, TransactionData, list_results
+
+logger = logging.getLogger("django_invoicepay.http")
 
 PAGE_SIZE = 50
 MAX_PAGES = 200
@@ -39,6 +42,10 @@ def _segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
+def _path(response: requests.Response) -> str:
+    return urlsplit(response.url or "").path
+
+
 def read_envelope(response: requests.Response) -> Any:
     """The `data` of a success envelope; a typed error for anything else."""
     status = response.status_code
@@ -47,18 +54,16 @@ def read_envelope(response: requests.Response) -> Any:
     except (ValueError, json.JSONDecodeError):
         body = None
         if status < 500:  # a 5xx page may be a proxy's HTML: that is just 'unavailable'
-            raise ProviderBadResponse(
-                f"Rehive answered HTTP {status} with a body that is not JSON.",
-                provider=PROVIDER,
-                status=status,
-            ) from None
+            logger.warning("rehive %s answered HTTP %d with a body that is not JSON (%d bytes, %s)",
+                           _path(response), status, len(response.content),
+                           response.headers.get("Content-Type", "no content type"))
+            raise ProviderBadResponse(provider=PROVIDER, status=status) from None
     if 200 <= status < 300:
         if isinstance(body, dict) and body.get("status") == "success":
             return body.get("data")
         if isinstance(body, dict) and body.get("status") == "error":
-            raise ProviderBadResponse(
-                "Rehive answered success with an error envelope.", provider=PROVIDER, status=status
-            )
+            logger.warning("rehive %s answered HTTP %d with an error envelope", _path(response), status)
+            raise ProviderBadResponse(provider=PROVIDER, status=status)
         return body  # 201/204 with no envelope: nothing more to read
     message, field_errors = "", {}
     if isinstance(body, dict):
@@ -119,6 +124,7 @@ class RehiveClient:
             params=params,
             headers=self._headers(idempotency_key),
             idempotent=method == "GET" or bool(idempotency_key),
+            expect_json=True,
         )
         return read_envelope(response)
 
@@ -135,7 +141,8 @@ class RehiveClient:
             if not next_url:
                 return
             if not next_url.startswith((self.business_url, self.payment_requests_url)):
-                raise ProviderBadResponse("Rehive sent a next page on another host.", provider=PROVIDER)
+                logger.warning("rehive sent a next page on another host: not followed")
+                raise ProviderBadResponse(provider=PROVIDER)
             url, page_params = next_url, None
 
     def _invoice_url(self, invoice_id: str = "", suffix: str = "") -> str:

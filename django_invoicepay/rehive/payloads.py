@@ -10,17 +10,22 @@ Every variant the documents disagree on is resolved here and only here:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import ProviderBadResponse
 
+logger = logging.getLogger("django_invoicepay.rehive")
+
 PROVIDER = "rehive"
 
 
 def bad(message: str) -> ProviderBadResponse:
-    return ProviderBadResponse(f"Unexpected Rehive payload: {message}", provider=PROVIDER)
+    """The payer sees the generic message; the shop's log says what was wrong."""
+    logger.warning("Unexpected Rehive payload: %s", message)
+    return ProviderBadResponse(provider=PROVIDER)
 
 
 def as_int(value: Any, name: str, *, default: int | None = 0) -> int | None:

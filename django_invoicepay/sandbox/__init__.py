@@ -53,9 +53,11 @@ def reset() -> None:
     get_state().reset()
 
 
-def add_fault(kind: str, *, path: str = ".*", method: str | None = None, times: int = 1):
-    """Make the next `times` matching calls fail as `kind` (see `state.FAULT_KINDS`)."""
-    return get_state().add_fault(kind, path=path, method=method, times=times)
+def add_fault(kind: str, *, path: str = ".*", method: str | None = None, times: int | None = 1,
+              rate: float = 1.0, delay: float = 1.0):
+    """Make the next `times` matching calls (None: all) fail as `kind`, each with probability `rate`
+    (see `state.FAULT_KINDS`)."""
+    return get_state().add_fault(kind, path=path, method=method, times=times, rate=rate, delay=delay)
 
 
 def rehive_adapter(config: RehiveConfig) -> SandboxAdapter:

@@ -6,12 +6,15 @@ Paths:
 - `POST /sandbox/<action>/`    payer actions, JSON body `{"invoice": "<id>", ...}`:
   choose_processor (`processor`), pay (`amount`), overpay / underpay (`by`),
   crypto_deposit (`amount`, `confirmations`), confirm (`code`, `confirmations`), expire;
-  `POST /sandbox/reset/` forgets everything.
+  `POST /sandbox/reset/` forgets everything;
+- `POST /sandbox/faults/`         inject faults: `{"kind": "503", "path": "invoices/", "rate": 0.2, "times": null}`,
+  `{"clear": true}` removes them (kinds in `state.FAULT_KINDS`; connect and reset are in-process only).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from socketserver import ThreadingMixIn
@@ -19,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import payer
 from .rehive import RehiveSandbox, SandboxResponse, error, ok
+from .transport import error_page, mangle
 
 SERVICES = {"/business/api/": "business", "/payment-requests/api/": "requests"}
 ACTIONS: dict[str, Callable] = {
@@ -59,13 +63,36 @@ class SandboxApp:
     def dispatch(self, method: str, path: str, query: str, headers: dict, body: bytes, host: str) -> SandboxResponse:
         for prefix, service in SERVICES.items():
             if path.startswith(prefix):
-                return self.simulator.handle(
-                    service, method, path[len(prefix) :], query=query, headers=headers, body=body,
+                sub = path[len(prefix) :]
+                fault = self.simulator.state.take_fault(method, sub)
+                kind = fault.kind if fault else ""
+                if kind.isdigit():
+                    return error_page(int(kind))
+                if kind in {"slow", "timeout", "timeout_after"}:
+                    time.sleep(fault.delay)  # longer than the client's timeout: it gives up
+                answer = self.simulator.handle(
+                    service, method, sub, query=query, headers=headers, body=body,
                     base_url=f"http://{host}{prefix}",
                 )
+                return mangle(kind, answer)
+        if path.rstrip("/") == "/sandbox/faults" and method == "POST":
+            return self.fault(body)
         if path.startswith("/sandbox/") and method == "POST":
             return self.action(path.strip("/").split("/")[-1], body)
         return error(404, "Not found.")
+
+    def fault(self, body: bytes) -> SandboxResponse:
+        """POST /sandbox/faults/ {"kind", "path", "method", "times", "rate", "delay"}; {"clear": true} removes all."""
+        try:
+            spec = json.loads(body or b"{}")
+            if spec.get("clear"):
+                self.simulator.state.faults.clear()
+                return ok(None)
+            allowed = {"path", "method", "times", "rate", "delay"}
+            self.simulator.state.add_fault(spec["kind"], **{k: v for k, v in spec.items() if k in allowed})
+        except (ValueError, KeyError, TypeError) as exc:
+            return error(400, f"Bad fault: {exc}")
+        return ok(None, status=201)
 
     def action(self, name: str, body: bytes) -> SandboxResponse:
         state = self.simulator.state

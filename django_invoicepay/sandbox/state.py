@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import tempfile
 import threading
@@ -17,24 +18,35 @@ from typing import Any
 
 FAULT_KINDS = (
     "500", "502", "503", "504",  # an HTTP error page (HTML, not the JSON envelope)
-    "connect",                   # the connection is refused: nothing reached the service
+    "connect",                   # the connection is refused: nothing reached the service (in-process only)
     "timeout",                   # the request times out before the service handles it
     "timeout_after",             # the service handles it, then the answer is lost to a timeout
-    "garbage",                   # HTTP 200 with a body that is not JSON
+    "reset",                     # the service handles it, then the connection is reset (in-process only)
+    "slow",                      # the answer comes after `delay` seconds (a timeout if that is too long)
+    "garbage",                   # HTTP 200, an HTML page (wrong content type, not JSON)
+    "malformed",                 # HTTP 200, application/json, but the JSON is cut off
+    "wrong_content_type",        # the right JSON answer, labelled text/html
 )
 
 
 @dataclass
 class Fault:
+    """Make matching calls fail as `kind`: the next `times` of them (None: no limit), each with
+    probability `rate` (1.0: always)."""
+
     kind: str
     path: str = ".*"
     method: str | None = None
-    times: int = 1
+    times: int | None = 1
+    rate: float = 1.0
+    delay: float = 1.0
     pattern: re.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; choose from {', '.join(FAULT_KINDS)}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("rate is a probability from 0 to 1")
         self.pattern = re.compile(self.path)
 
     def matches(self, method: str, path: str) -> bool:
@@ -59,6 +71,7 @@ class SandboxState:
         self.data: dict[str, Any] = empty_data()
         self.requests: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        self.random = random.Random(7)  # noqa: S311 - reproducible fault draws, not security
         if path and os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 self.data = {**empty_data(), **json.load(fh)}
@@ -96,8 +109,9 @@ class SandboxState:
 
     # -- faults and the request log (tests and the demo's fault panel) --------------------------
 
-    def add_fault(self, kind: str, *, path: str = ".*", method: str | None = None, times: int = 1) -> Fault:
-        fault = Fault(kind=kind, path=path, method=method, times=times)
+    def add_fault(self, kind: str, *, path: str = ".*", method: str | None = None, times: int | None = 1,
+                  rate: float = 1.0, delay: float = 1.0) -> Fault:
+        fault = Fault(kind=kind, path=path, method=method, times=times, rate=rate, delay=delay)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -105,8 +119,11 @@ class SandboxState:
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.times > 0 and fault.matches(method, path):
-                    fault.times -= 1
+                if (fault.times is None or fault.times > 0) and fault.matches(method, path):
+                    if fault.rate < 1.0 and self.random.random() >= fault.rate:
+                        continue
+                    if fault.times is not None:
+                        fault.times -= 1
                     return fault
         return None
 

@@ -8,6 +8,7 @@ on the wire.
 
 from __future__ import annotations
 
+import time
 from http import HTTPStatus
 from io import BytesIO
 from urllib.parse import urlsplit
@@ -33,14 +34,20 @@ def build_response(request: requests.PreparedRequest, answer: SandboxResponse) -
     return response
 
 
-def fault_response(kind: str) -> SandboxResponse | None:
-    """The answer a fault stands for, or None when it is a transport failure instead."""
-    if kind.isdigit():
-        page = f"<html><body><h1>{kind} {HTTPStatus(int(kind)).phrase}</h1></body></html>"
-        return SandboxResponse(int(kind), page.encode(), {"Content-Type": "text/html"})
+def error_page(status: int) -> SandboxResponse:
+    page = f"<html><body><h1>{status} {HTTPStatus(status).phrase}</h1></body></html>"
+    return SandboxResponse(status, page.encode(), {"Content-Type": "text/html"})
+
+
+def mangle(kind: str, answer: SandboxResponse) -> SandboxResponse:
+    """The service's real answer as a faulty network or proxy would deliver it."""
     if kind == "garbage":
         return SandboxResponse(200, b"<html>Maintenance</html>", {"Content-Type": "text/html"})
-    return None
+    if kind == "malformed":
+        return SandboxResponse(200, answer.content()[: max(len(answer.content()) // 2, 1)])
+    if kind == "wrong_content_type":
+        return SandboxResponse(answer.status, answer.content(), {"Content-Type": "text/html"})
+    return answer
 
 
 def raise_transport_fault(kind: str, request: requests.PreparedRequest) -> None:
@@ -49,6 +56,16 @@ def raise_transport_fault(kind: str, request: requests.PreparedRequest) -> None:
         raise requests.exceptions.ConnectionError(reason, request=request)
     if kind in {"timeout", "timeout_after"}:
         raise requests.exceptions.ReadTimeout("Read timed out. (sandbox fault)", request=request)
+    if kind == "reset":
+        raise requests.exceptions.ConnectionError(
+            ConnectionResetError(104, "Connection reset by peer"), request=request
+        )
+
+
+def _read_timeout(timeout) -> float | None:
+    if isinstance(timeout, tuple):
+        timeout = timeout[-1]
+    return float(timeout) if timeout else None
 
 
 class SandboxAdapter(BaseAdapter):
@@ -79,18 +96,22 @@ class SandboxAdapter(BaseAdapter):
              "headers": headers, "body": body}
         )
         fault = self.state.take_fault(request.method, path)
-        if fault and fault.kind in {"connect", "timeout"}:
-            raise_transport_fault(fault.kind, request)
-        if fault and fault_response(fault.kind) and fault.kind != "garbage":
-            return build_response(request, fault_response(fault.kind))
+        kind = fault.kind if fault else ""
+        if kind in {"connect", "timeout"}:
+            raise_transport_fault(kind, request)
+        if kind.isdigit():
+            return build_response(request, error_page(int(kind)))
+        if kind == "slow":
+            limit = _read_timeout(timeout)
+            time.sleep(min(fault.delay, limit) if limit else fault.delay)
+            if limit and fault.delay >= limit:
+                raise_transport_fault("timeout", request)
         answer = self.simulator.handle(
             service, request.method, path, query=parts.query, headers=headers, body=body, base_url=base
         )
-        if fault and fault.kind == "timeout_after":
-            raise_transport_fault(fault.kind, request)
-        if fault and fault.kind == "garbage":
-            answer = fault_response("garbage")
-        return build_response(request, answer)
+        if kind in {"timeout_after", "reset"}:
+            raise_transport_fault(kind, request)
+        return build_response(request, mangle(kind, answer))
 
     def close(self) -> None:
         pass
