@@ -6,7 +6,7 @@ Paths:
 - `POST /sandbox/<action>/`    payer actions, JSON body `{"invoice": "<id>", ...}`:
   choose_processor (`processor`), pay (`amount`), overpay / underpay (`by`),
   crypto_deposit (`amount`, `confirmations`), confirm (`code`, `confirmations`), expire;
-  `POST /sandbox/reset/` forgets everything;
+  `POST /sandbox/reset/` forgets everything; `POST /sandbox/stats/` counts requests and faults;
 - `POST /sandbox/faults/`         inject faults: `{"kind": "503", "path": "invoices/", "rate": 0.2, "times": null}`,
   `{"clear": true}` removes them (kinds in `state.FAULT_KINDS`; connect and reset are in-process only).
 """
@@ -64,6 +64,7 @@ class SandboxApp:
         for prefix, service in SERVICES.items():
             if path.startswith(prefix):
                 sub = path[len(prefix) :]
+                self.simulator.state.log_request({"service": service, "method": method, "path": sub})
                 fault = self.simulator.state.take_fault(method, sub)
                 kind = fault.kind if fault else ""
                 if kind.isdigit():
@@ -99,6 +100,9 @@ class SandboxApp:
         if name == "reset":
             state.reset()
             return ok(None)
+        if name == "stats":
+            return ok({"requests": len(state.requests), "faults": state.faults_taken,
+                       "invoices": len(state.data["invoices"])})
         if name not in ACTIONS:
             return error(404, f"Unknown sandbox action {name!r}.")
         try:

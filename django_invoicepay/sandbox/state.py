@@ -72,6 +72,7 @@ class SandboxState:
         self.requests: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.random = random.Random(7)  # noqa: S311 - reproducible fault draws, not security
+        self.faults_taken = 0
         if path and os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 self.data = {**empty_data(), **json.load(fh)}
@@ -81,6 +82,7 @@ class SandboxState:
             self.data = empty_data()
             self.requests.clear()
             self.faults.clear()
+            self.faults_taken = 0
             self.save()
 
     def save(self) -> None:
@@ -124,6 +126,7 @@ class SandboxState:
                         continue
                     if fault.times is not None:
                         fault.times -= 1
+                    self.faults_taken += 1
                     return fault
         return None
 
