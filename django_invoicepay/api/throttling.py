@@ -8,6 +8,8 @@ database) so the limits hold across them.
 
 from __future__ import annotations
 
+import hashlib
+
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -27,8 +29,8 @@ class InvoicePayThrottle(SimpleRateThrottle):
         return rates.get(self.scope) or invoicepay_settings.THROTTLE_RATES.get(self.rate_name)
 
     def get_cache_key(self, request, view) -> str:
-        if self.per_invoice:
-            ident = view.kwargs.get("token", "")
+        if self.per_invoice:  # hashed: a URL token may hold anything, and cache keys must stay plain
+            ident = hashlib.sha256(str(view.kwargs.get("token", "")).encode()).hexdigest()[:32]
         elif request.user and request.user.is_authenticated:
             ident = f"user-{request.user.pk}"
         else:

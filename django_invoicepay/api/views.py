@@ -81,8 +81,9 @@ class ProcessorChoice(InvoiceView):
     serializer_class = ProcessorChoiceSerializer
 
     def post(self, request, token: str) -> Response:
+        invoice = self.invoice()
         data = self.valid(ProcessorChoiceSerializer)
-        return self.answer(payments.choose_processor(self.invoice(), data["processor"]))
+        return self.answer(payments.choose_processor(invoice, data["processor"]))
 
 
 class Payer(InvoiceView):
@@ -90,10 +91,9 @@ class Payer(InvoiceView):
     serializer_class = PayerSerializer
 
     def post(self, request, token: str) -> Response:
+        invoice = self.invoice()
         data = self.valid(PayerSerializer)
-        invoice = payments.set_payer(
-            self.invoice(), email=data["payer_email"], mobile_number=data["payer_mobile_number"]
-        )
+        invoice = payments.set_payer(invoice, email=data["payer_email"], mobile_number=data["payer_mobile_number"])
         return self.answer(invoice, detail="We sent a code by SMS to the mobile number on your wallet.")
 
 
@@ -103,8 +103,9 @@ class Otp(InvoiceView):
     serializer_class = OtpSerializer
 
     def post(self, request, token: str) -> Response:
-        data = self.valid(OtpSerializer)
-        return self.answer(payments.submit_otp(self.invoice(), data["otp"]), detail="Payment accepted.")
+        invoice = self.invoice()
+        data = self.valid(OtpSerializer)  # the code's format is checked before any provider call
+        return self.answer(payments.submit_otp(invoice, data["otp"]), detail="Payment accepted.")
 
 
 class OtpResend(InvoiceView):
