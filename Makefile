@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up, migrate and run the example shop on http://127.0.0.1:8000 (SQLite + sandbox)
 #   make test   set up and run the whole suite (lint, migrations check, docs build, tests) on SQLite
-# Extra:  make test-postgres / make test-mariadb  (servers on 127.0.0.1), make lint, make docs
+# Extra:  make test-postgres / make test-mariadb  (servers on 127.0.0.1), make test-reliability,
+#         make lint, make docs
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ DJANGO ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-postgres test-mariadb lint docs clean install
+.PHONY: demo test test-postgres test-mariadb test-reliability lint docs clean install
 
 install: $(STAMP)
 
@@ -38,6 +39,11 @@ test-postgres:
 
 test-mariadb:
 	$(MAKE) test EXTRAS=test,mysql INVOICEPAY_TEST_DB=mariadb
+
+# The reliability suite alone, on every database whose server is reachable, with its figures printed.
+test-reliability:
+	$(MAKE) install EXTRAS=test,postgres,mysql
+	$(PY) -m pytest -m reliability -s $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
