@@ -26,5 +26,7 @@ def test_docs_build_strictly(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for page in ("quickstart", "settings", "signals", "sandbox", "template-tags", "api", "open-loop", "polling", "webhooks", "security", "deployment", "reliability"):
+    pages = ("quickstart", "settings", "signals", "sandbox", "template-tags", "api", "open-loop", "polling",
+             "webhooks", "security", "deployment", "reliability")
+    for page in pages:
         assert (tmp_path / "site" / page / "index.html").exists(), page
