@@ -36,9 +36,14 @@ STALE_RECEIVED = timedelta(minutes=10)
 Status = WebhookDelivery.Status
 
 
+def storable(text: str) -> str:
+    """PostgreSQL cannot store NUL in text: it is kept as U+FFFD (the body is otherwise stored as received)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
     """The request headers minus anything that carries a secret."""
-    return {name: value for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
+    return {storable(name): storable(value) for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
 
 
 def rehive_authentic(authorization: str) -> bool:
@@ -65,7 +70,7 @@ class Received:
 def record(provider: str, *, body: bytes, headers: dict[str, str], source_ip: str | None) -> Received:
     """Store the delivery before anything else (autocommit, outside any processing transaction)."""
     text = body.decode("utf-8", errors="replace")
-    common = {"provider": provider, "body": text, "headers": safe_headers(headers), "source_ip": source_ip}
+    common = {"provider": provider, "body": storable(text), "headers": safe_headers(headers), "source_ip": source_ip}
     try:
         payload = json.loads(text)
         if not isinstance(payload, dict):
@@ -74,10 +79,10 @@ def record(provider: str, *, body: bytes, headers: dict[str, str], source_ip: st
         delivery = WebhookDelivery.objects.create(status=Status.MALFORMED, **common)
         logger.warning("%s webhook %s: the body is not a JSON object", provider, delivery.pk)
         return Received(delivery, new=True)
-    event = str(payload.get("event") or "")[:128]
-    event_id = str(payload.get("id") or "")[:128] or None
+    event = storable(str(payload.get("event") or ""))[:128]
+    event_id = storable(str(payload.get("id") or ""))[:128] or None
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    object_id = str(data.get(REHIVE_EVENTS.get(event, "id")) or "")[:128]
+    object_id = storable(str(data.get(REHIVE_EVENTS.get(event, "id")) or ""))[:128]
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(event=event, event_id=event_id, object_id=object_id, **common)

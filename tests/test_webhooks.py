@@ -179,3 +179,11 @@ def test_with_a_task_backend_the_provider_gets_202_at_once(client, invoice):
 
 def test_only_post(client):
     assert client.get(URL).status_code == 405
+
+
+def test_nul_bytes_are_stored_readably_not_refused(client, invoice):
+    body = json.dumps(envelope({"id": "x\u0000y"}, event_id="evt\u0000nul")).encode() + b"\x00"
+    assert deliver(client, body).status_code == 400  # a trailing NUL is not JSON
+    response = deliver(client, envelope({"id": "x\x00y"}, event_id="evt\x00nul"))
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get(event_id="evt\ufffdnul").object_id == "x\ufffdy"
