@@ -83,6 +83,8 @@ NESTED = ("REHIVE", "ONEPIPE")
 # Credentials used when SANDBOX is on and the shop configured none.
 SANDBOX_API_KEY = "sandbox-api-key"
 SANDBOX_BUSINESS_ID = "sandbox-business"
+SANDBOX_ONEPIPE_KEY = "sandbox-onepipe-key"
+SANDBOX_ONEPIPE_SECRET = "sandbox-onepipe-secret"  # noqa: S105 - the sandbox's public test value
 
 
 class InvoicePaySettings:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import requests
 
-from .conf import invoicepay_settings
+from .conf import SANDBOX_ONEPIPE_KEY, SANDBOX_ONEPIPE_SECRET, invoicepay_settings
 from .http import HttpTransport, RetryPolicy
+from .onepipe import OnePipeClient
 from .rehive import RehiveClient
 
 
@@ -72,3 +73,54 @@ def _rehive_client(config: RehiveConfig) -> RehiveClient:
 def rehive_client() -> RehiveClient:
     """The Rehive client for the current settings (one pooled session per configuration)."""
     return _rehive_client(RehiveConfig.from_settings())
+
+
+@dataclass(frozen=True)
+class OnePipeConfig:
+    api_key: str
+    client_secret: str
+    base_url: str
+    mock_mode: str
+    auth_provider: str
+    encoding: str
+    timeout: float
+    max_retries: int
+    sandbox: bool
+    sandbox_state_file: str | None
+
+    @classmethod
+    def from_settings(cls) -> OnePipeConfig:
+        s = invoicepay_settings
+        onepipe = s.ONEPIPE
+        base = onepipe["BASE_URL"] if onepipe["BASE_URL"].endswith("/") else onepipe["BASE_URL"] + "/"
+        return cls(
+            api_key=onepipe["API_KEY"] or (SANDBOX_ONEPIPE_KEY if s.SANDBOX else ""),
+            client_secret=onepipe["CLIENT_SECRET"] or (SANDBOX_ONEPIPE_SECRET if s.SANDBOX else ""),
+            base_url=base,
+            mock_mode=str(onepipe["MOCK_MODE"]).lower(),
+            auth_provider=onepipe["AUTH_PROVIDER"] or ("Sandbox" if s.SANDBOX else ""),
+            encoding=str(onepipe["SECURE_ENCODING"]).lower(),
+            timeout=float(s.HTTP_TIMEOUT),
+            max_retries=int(s.HTTP_MAX_RETRIES),
+            sandbox=bool(s.SANDBOX),
+            sandbox_state_file=s.SANDBOX_STATE_FILE,
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _onepipe_client(config: OnePipeConfig) -> OnePipeClient:
+    session = requests.Session()
+    session.headers["User-Agent"] = "django-invoicepay"
+    if config.sandbox:
+        from .sandbox import onepipe_adapter
+
+        session.mount(config.base_url, onepipe_adapter(config))
+    transport = HttpTransport(session, provider="onepipe", timeout=config.timeout,
+                              retry=RetryPolicy(max_retries=config.max_retries))
+    return OnePipeClient(transport=transport, api_key=config.api_key, client_secret=config.client_secret,
+                         base_url=config.base_url, mock_mode=config.mock_mode, auth_provider=config.auth_provider)
+
+
+def onepipe_client() -> OnePipeClient:
+    """The OnePipe client for the current settings."""
+    return _onepipe_client(OnePipeConfig.from_settings())

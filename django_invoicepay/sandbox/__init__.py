@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .onepipe import (
+    EXPIRED_TOKEN_ACCOUNT,
+    PENDING_VALIDATION_ACCOUNT,
+    PENDING_VALIDATION_ANSWER,
+    SANDBOX_ONEPIPE_OTP,
+    OnePipeSandbox,
+)
 from .payer import (
     SandboxActionError,
     choose_processor,
@@ -30,6 +37,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIRMATIONS_REQUIRED",
+    "EXPIRED_TOKEN_ACCOUNT",
+    "PENDING_VALIDATION_ACCOUNT",
+    "PENDING_VALIDATION_ANSWER",
+    "SANDBOX_ONEPIPE_OTP",
+    "OnePipeSandbox",
+    "onepipe_notification",
     "PROCESSORS",
     "SANDBOX_OTP",
     "RehiveSandbox",
@@ -58,6 +71,26 @@ def add_fault(kind: str, *, path: str = ".*", method: str | None = None, times: 
     """Make the next `times` matching calls (None: all) fail as `kind`, each with probability `rate`
     (see `state.FAULT_KINDS`)."""
     return get_state().add_fault(kind, path=path, method=method, times=times, rate=rate, delay=delay)
+
+
+def onepipe_adapter(config) -> SandboxAdapter:
+    from .onepipe import OnePipeSandbox
+    from .transport import SandboxAdapter
+
+    simulator = OnePipeSandbox(get_state(config.sandbox_state_file), api_key=config.api_key,
+                               client_secret=config.client_secret, encoding=config.encoding)
+    return SandboxAdapter(simulator, {config.base_url: "onepipe"})
+
+
+def onepipe_notification(transaction_ref: str) -> dict:
+    """The transaction notification OnePipe would send for this transaction (to POST to the app)."""
+    from ..providers import OnePipeConfig
+    from .onepipe import OnePipeSandbox
+
+    config = OnePipeConfig.from_settings()
+    simulator = OnePipeSandbox(get_state(), api_key=config.api_key, client_secret=config.client_secret,
+                               encoding=config.encoding)
+    return simulator.notification(transaction_ref)
 
 
 def rehive_adapter(config: RehiveConfig) -> SandboxAdapter:

@@ -18,7 +18,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError
 
-from .rehive import RehiveSandbox, SandboxResponse
+from .rehive import SandboxResponse
 from .state import SandboxState
 
 
@@ -71,10 +71,10 @@ def _read_timeout(timeout) -> float | None:
 class SandboxAdapter(BaseAdapter):
     """A transport adapter that hands requests to the Rehive simulator."""
 
-    def __init__(self, simulator: RehiveSandbox, bases: dict[str, str]) -> None:
+    def __init__(self, simulator, bases: dict[str, str]) -> None:
         super().__init__()
-        self.simulator = simulator
-        self.bases = bases  # base url -> service name ('business' | 'requests')
+        self.simulator = simulator  # RehiveSandbox or OnePipeSandbox: handle(service, method, path, ...)
+        self.bases = bases  # base url -> service name
 
     @property
     def state(self) -> SandboxState:
@@ -106,9 +106,12 @@ class SandboxAdapter(BaseAdapter):
             time.sleep(min(fault.delay, limit) if limit else fault.delay)
             if limit and fault.delay >= limit:
                 raise_transport_fault("timeout", request)
-        answer = self.simulator.handle(
-            service, request.method, path, query=parts.query, headers=headers, body=body, base_url=base
-        )
+        if service == "onepipe":
+            answer = self.simulator.handle(request.method, path, headers=headers, body=body)
+        else:
+            answer = self.simulator.handle(
+                service, request.method, path, query=parts.query, headers=headers, body=body, base_url=base
+            )
         if kind in {"timeout_after", "reset"}:
             raise_transport_fault(kind, request)
         return build_response(request, mangle(kind, answer))
