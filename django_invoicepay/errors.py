@@ -111,3 +111,12 @@ class OtpLocked(InvoicePayError):
             f"Too many wrong codes. For your security, try again in {minutes} minute{'s' if minutes > 1 else ''}."
         )
         super().__init__(self.message)
+
+
+class HoldError(InvoicePayError):
+    """A consent or hold could not go ahead; `message` says why in words for the shop or customer."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        self.message = message
+        self.code = code
+        super().__init__(message)

@@ -1,0 +1,241 @@
+"""Hold funds through OnePipe: consent (with OTP), place, release, refresh. The only code that
+changes consents and holds.
+
+Credentials (card and account numbers, PINs, CVVs), OTPs and provider tokens are encrypted into
+`secure` the moment they arrive and never stored or logged in clear; a consent keeps only a
+masked identifier, and its provider token sealed with the shop's SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.utils import timezone
+
+from . import signals
+from .conf import invoicepay_settings
+from .errors import HoldError, ProviderUnavailable
+from .masking import mask
+from .models import Hold, HoldConsent
+from .onepipe import OnePipeResult, encrypt_secure
+from .onepipe import secure as plaintexts
+from .onepipe.client import parse_expiry
+from .providers import OnePipeConfig, onepipe_client
+from .vault import seal, unseal
+
+logger = logging.getLogger("django_invoicepay.holds")
+REQUEST_TYPE = "hold_funds"
+CREDENTIALS = {  # auth.type -> (the fields it needs, how they become the plaintext, the identifier to mask)
+    "bank.account": (("account_number", "bank_code"), plaintexts.bank_account_plaintext, "account_number"),
+    "wallet": (("wallet_number", "provider_code"), plaintexts.wallet_plaintext, "wallet_number"),
+    "card": (("pan", "cvv", "expiry", "pin"), plaintexts.card_plaintext, "pan"),
+}
+
+
+def _secure(plaintext: str) -> str:
+    config = OnePipeConfig.from_settings()
+    return encrypt_secure(plaintext, config.client_secret, encoding=config.encoding)
+
+
+def _redacted(result: OnePipeResult) -> dict:
+    """The answer as stored: without the provider token (which is sealed separately)."""
+    raw = dict(result.raw)
+    data = dict(raw.get("data") or {})
+    if isinstance(data.get("provider_response"), dict):
+        data["provider_response"] = {k: v for k, v in data["provider_response"].items() if k != "provider_token"}
+    raw["data"] = data
+    return raw
+
+
+def _whole(amount: Any) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise HoldError("The amount must be a positive whole number of minor units (kobo).", code="amount")
+    return amount
+
+
+# -- consent ---------------------------------------------------------------------------------------
+
+
+def request_consent(
+    *,
+    auth_type: str,
+    credentials: Mapping[str, str],
+    customer: Mapping[str, str],
+    amount: int = 100,
+    order: models.Model | None = None,
+    description: str = "Consent to hold funds",
+) -> HoldConsent:
+    """Ask the customer's provider for consent with a small hold; usually answered with an OTP prompt.
+
+    Returns the consent, waiting for an OTP (`waiting_for_otp`) or for the information in its
+    `prompt` (`pending_validation`), or already `active`. Raises HoldError when refused.
+    """
+    allowed = invoicepay_settings.ONEPIPE["ALLOWED_AUTH_TYPES"]
+    if auth_type not in CREDENTIALS or auth_type not in allowed:
+        raise HoldError(f"{auth_type!r} is not accepted here; use one of: {', '.join(allowed)}.", code="auth_type")
+    fields, build, identifier = CREDENTIALS[auth_type]
+    missing = [name for name in fields if not str(credentials.get(name) or "").strip()]
+    if missing:
+        raise HoldError(f"Missing: {', '.join(missing)}.", code="credentials")
+    secure = _secure(build(*(str(credentials[name]).strip() for name in fields)))
+    masked = mask(str(credentials[identifier]).strip(), keep_last=4)
+    consent = HoldConsent.objects.create(
+        auth_type=auth_type, masked_identifier=masked, amount=_whole(amount),
+        transaction_ref=f"consent-{uuid.uuid4().hex[:24]}",
+        customer_ref=str(customer.get("customer_ref") or ""), customer_firstname=str(customer.get("firstname") or ""),
+        customer_surname=str(customer.get("surname") or ""), customer_email=str(customer.get("email") or ""),
+        customer_mobile=str(customer.get("mobile_no") or ""),
+        content_type=ContentType.objects.get_for_model(order) if order is not None else None,
+        object_id=str(order.pk) if order is not None else "",
+    )
+    details = {"otp_override": True} if invoicepay_settings.ONEPIPE["OTP_OVERRIDE"] else None
+    try:
+        result = onepipe_client().transact(
+            request_type=REQUEST_TYPE, auth_type=auth_type, secure=secure, transaction_ref=consent.transaction_ref,
+            amount=consent.amount, customer=_customer(consent), description=description, details=details,
+        )
+    except ProviderUnavailable as exc:
+        HoldConsent.objects.filter(pk=consent.pk).update(error=exc.message[:255])
+        raise
+    return _apply_consent(consent, result)
+
+
+def _customer(consent: HoldConsent) -> dict:
+    return {"customer_ref": consent.customer_ref or consent.public_token[:20], "firstname": consent.customer_firstname,
+            "surname": consent.customer_surname, "email": consent.customer_email,
+            "mobile_no": consent.customer_mobile}
+
+
+def confirm_consent(consent: HoldConsent, otp: str) -> HoldConsent:
+    """Give the OTP (or the information a PendingValidation asked for). On success the provider token is
+    sealed and stored with its expiry. A wrong answer leaves the consent waiting; HoldError says why."""
+    if consent.status not in {HoldConsent.Status.WAITING_FOR_OTP, HoldConsent.Status.PENDING_VALIDATION}:
+        raise HoldError(f"This consent is {consent.get_status_display()}: there is nothing to confirm.",
+                        code="state")
+    result = onepipe_client().validate(request_type=REQUEST_TYPE, transaction_ref=consent.transaction_ref,
+                                       secure=_secure(plaintexts.otp_plaintext(str(otp).strip())))
+    return _apply_consent(consent, result, keep_waiting=True)
+
+
+def _apply_consent(consent: HoldConsent, result: OnePipeResult, *, keep_waiting: bool = False) -> HoldConsent:
+    changes: dict[str, Any] = {"raw": [*consent.raw, _redacted(result)][-10:]}
+    outcome = result.outcome
+    if outcome == "WaitingForOTP":
+        changes.update(status=HoldConsent.Status.WAITING_FOR_OTP, prompt=result.message[:255], error="")
+    elif outcome == "PendingValidation":
+        changes.update(status=HoldConsent.Status.PENDING_VALIDATION, prompt=result.message[:255], error="")
+    elif outcome == "Successful":
+        token = str(result.provider_response.get("provider_token") or "")
+        changes.update(status=HoldConsent.Status.ACTIVE, prompt="", error="", token_sealed=seal(token),
+                       token_expires_at=parse_expiry(result.provider_response.get("token_expiry")))
+    else:
+        changes.update(error=result.reason[:255])
+        if not keep_waiting:
+            changes["status"] = HoldConsent.Status.FAILED
+    HoldConsent.objects.filter(pk=consent.pk).update(**changes)
+    consent.refresh_from_db()
+    logger.info("Consent %s (%s %s): %s", consent.pk, consent.auth_type, consent.masked_identifier, outcome)
+    if outcome == "Failed":
+        raise HoldError(result.reason, code=result.code)
+    return consent
+
+
+# -- holds -----------------------------------------------------------------------------------------
+
+
+def _transition(hold: Hold, status: str, **fields: Any) -> Hold:
+    """Change a hold under its row lock; `hold_status_changed` once per real transition, after commit."""
+    with transaction.atomic():
+        locked = Hold.objects.select_for_update().get(pk=hold.pk)
+        old = locked.status
+        for name, value in {"status": status, **fields}.items():
+            setattr(locked, name, value)
+        locked.save()
+        if old != status:
+            logger.info("Hold %s: %s -> %s", locked.pk, old, status)
+            send = functools.partial(signals.hold_status_changed.send_robust, sender=Hold, hold=locked,
+                                     old_status=old, new_status=status)
+            transaction.on_commit(send)
+    return locked
+
+
+def place_hold(consent: HoldConsent, amount: int, *, description: str = "") -> Hold:
+    """Hold `amount` (minor units) of the customer's money with their consent. HoldError when refused:
+    an expired or unusable consent, insufficient funds (code 51), a duplicate (code 94)..."""
+    amount = _whole(amount)
+    consent.refresh_from_db()
+    if not consent.is_usable:
+        if consent.status == HoldConsent.Status.ACTIVE:
+            raise HoldError("The customer's consent has expired: ask for it again.", code="expired")
+        raise HoldError("There is no active consent to hold funds with.", code="state")
+    hold = Hold.objects.create(consent=consent, amount=amount, currency_code=consent.currency_code,
+                               currency_divisibility=consent.currency_divisibility, description=description[:255],
+                               transaction_ref=f"hold-{uuid.uuid4().hex[:24]}")
+    secure = _secure(plaintexts.provider_token_plaintext(unseal(consent.token_sealed)))
+    try:
+        result = onepipe_client().transact(
+            request_type=REQUEST_TYPE, auth_type="provider_token", secure=secure, transaction_ref=hold.transaction_ref,
+            amount=amount, customer=_customer(consent), description=description,
+        )
+    except ProviderUnavailable as exc:
+        Hold.objects.filter(pk=hold.pk).update(error=exc.message[:255])  # pending: refresh_hold finds out
+        raise
+    if not result.successful:
+        _transition(hold, Hold.Status.FAILED, error=result.reason[:255], raw=[_redacted(result)])
+        raise HoldError(result.reason, code=result.code)
+    return _transition(hold, Hold.Status.PLACED, error="", raw=[_redacted(result)],
+                       hold_expires_at=parse_expiry(result.provider_response.get("hold_expiry")),
+                       provider_reference=str(result.provider_response.get("reference") or "")[:100])
+
+
+def release_hold(hold: Hold) -> Hold:
+    """Give the money back (reverse). Idempotent: releasing a released hold changes nothing."""
+    hold.refresh_from_db()
+    if hold.status == Hold.Status.RELEASED:
+        return hold
+    if hold.status not in {Hold.Status.PLACED, Hold.Status.PENDING}:
+        raise HoldError(f"A {hold.get_status_display()} hold cannot be released.", code="state")
+    result = onepipe_client().reverse(request_type=REQUEST_TYPE, transaction_ref=hold.transaction_ref)
+    if not result.successful:
+        Hold.objects.filter(pk=hold.pk).update(error=result.reason[:255])
+        raise HoldError(result.reason, code=result.code)
+    return _transition(hold, Hold.Status.RELEASED, error="", raw=[*hold.raw, _redacted(result)][-10:])
+
+
+def refresh_hold(hold: Hold) -> Hold:
+    """Ask the provider (transact/query) and apply; a placed hold past its expiry becomes expired."""
+    hold.refresh_from_db()
+    if hold.status in {Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}:
+        return hold
+    result = onepipe_client().query(request_type=REQUEST_TYPE, transaction_ref=hold.transaction_ref)
+    state = str(result.provider_response.get("transaction_status") or result.outcome)
+    status = {"Successful": Hold.Status.PLACED, "Reversed": Hold.Status.RELEASED,
+              "Failed": Hold.Status.FAILED}.get(state, hold.status)
+    expiry = parse_expiry(result.provider_response.get("hold_expiry")) or hold.hold_expires_at
+    if status == Hold.Status.PLACED and expiry and expiry <= timezone.now():
+        status = Hold.Status.EXPIRED
+    return _transition(hold, status, hold_expires_at=expiry, raw=[*hold.raw, _redacted(result)][-10:])
+
+
+def refresh_open_holds() -> dict[str, int]:
+    """For polling: refresh pending and placed holds, marking expired ones. Returns counts by outcome."""
+    counts: dict[str, int] = {}
+    for hold in Hold.objects.filter(status__in=[Hold.Status.PENDING, Hold.Status.PLACED]).order_by("pk"):
+        try:
+            status = refresh_hold(hold).status
+        except Exception:  # noqa: BLE001 - one hold's failure never stops the others
+            logger.exception("Refreshing hold %s failed", hold.pk)
+            status = "failed to refresh"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def options() -> dict:
+    """What the provider offers for hold funds (`transact/options`)."""
+    return onepipe_client().options(request_type=REQUEST_TYPE).provider_response

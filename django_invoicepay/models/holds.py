@@ -1,0 +1,95 @@
+"""OnePipe hold funds: a customer's consent (with its provider token, encrypted at rest) and the
+holds placed with it. No card or account number, PIN, CVV or OTP is ever stored: only a masked
+identifier such as the last four digits."""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..money import Money
+from .invoices import new_public_token
+
+
+class HoldConsent(models.Model):
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("requested")
+        WAITING_FOR_OTP = "waiting_for_otp", _("waiting for the OTP")
+        PENDING_VALIDATION = "pending_validation", _("waiting for more information")
+        ACTIVE = "active", _("active")
+        FAILED = "failed", _("failed")
+
+    public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
+    customer_ref = models.CharField(_("customer reference"), max_length=100, blank=True)
+    customer_firstname = models.CharField(_("first name"), max_length=100, blank=True)
+    customer_surname = models.CharField(_("surname"), max_length=100, blank=True)
+    customer_email = models.CharField(_("email"), max_length=254, blank=True)
+    customer_mobile = models.CharField(_("mobile number"), max_length=32, blank=True)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    object_id = models.CharField(_("order id"), max_length=64, blank=True)
+    order = GenericForeignKey("content_type", "object_id")
+    auth_type = models.CharField(_("authorised with"), max_length=32)
+    masked_identifier = models.CharField(_("account"), max_length=32, blank=True)
+    status = models.CharField(_("status"), max_length=32, choices=Status.choices, default=Status.REQUESTED)
+    prompt = models.CharField(_("provider's prompt"), max_length=255, blank=True)
+    transaction_ref = models.CharField(_("transaction ref"), max_length=64, unique=True)
+    amount = models.BigIntegerField(_("consent amount (minor units)"))
+    currency_code = models.CharField(_("currency"), max_length=16, default="NGN")
+    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
+    token_sealed = models.TextField(_("provider token (encrypted)"), blank=True, editable=False)
+    token_expires_at = models.DateTimeField(_("consent expires at"), null=True, blank=True)
+    error = models.CharField(_("last error"), max_length=255, blank=True)
+    raw = models.JSONField(_("provider answers (secrets removed)"), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        verbose_name = _("hold consent")
+        verbose_name_plural = _("hold consents")
+
+    def __str__(self) -> str:
+        return f"{self.auth_type} {self.masked_identifier} ({self.status})"
+
+    @property
+    def is_usable(self) -> bool:
+        return (self.status == self.Status.ACTIVE and bool(self.token_sealed)
+                and (self.token_expires_at is None or self.token_expires_at > timezone.now()))
+
+
+class Hold(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")  # asked for; the provider's answer is not known yet
+        PLACED = "placed", _("placed")
+        RELEASED = "released", _("released")
+        EXPIRED = "expired", _("expired")
+        FAILED = "failed", _("failed")
+
+    consent = models.ForeignKey(HoldConsent, on_delete=models.PROTECT, related_name="holds")
+    amount = models.BigIntegerField(_("amount (minor units)"))
+    currency_code = models.CharField(_("currency"), max_length=16, default="NGN")
+    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
+    transaction_ref = models.CharField(_("transaction ref"), max_length=64, unique=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    hold_expires_at = models.DateTimeField(_("hold expires at"), null=True, blank=True)
+    provider_reference = models.CharField(_("provider reference"), max_length=100, blank=True)
+    error = models.CharField(_("last error"), max_length=255, blank=True)
+    raw = models.JSONField(_("provider answers"), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        verbose_name = _("hold")
+        verbose_name_plural = _("holds")
+
+    def __str__(self) -> str:
+        return f"{self.money} hold ({self.status})"
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency_code, self.currency_divisibility)
