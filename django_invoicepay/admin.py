@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from . import deliveries
+from . import deliveries, holds
 from .errors import InvoicePayError
-from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote, Refund, WebhookDelivery
+from .models import Hold, HoldConsent, Invoice, InvoiceStatusChange, InvoiceTransaction, Quote, Refund, WebhookDelivery
 
 MIRROR_HIDDEN = ("raw",)
 
@@ -130,3 +130,59 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Provider state is changed by the services only; the admin shows it and offers actions."""
+
+    hidden: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.hidden]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class HoldInline(ReadOnlyInline):
+    model = Hold
+    fields = ("created_at", "amount", "currency_code", "status", "hold_expires_at", "error")
+    readonly_fields = fields
+
+
+@admin.register(HoldConsent)
+class HoldConsentAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "customer_email", "auth_type", "masked_identifier", "status", "token_expires_at")
+    list_filter = ("status", "auth_type")
+    search_fields = ("customer_email", "customer_ref", "transaction_ref")
+    hidden = ("token_sealed", "raw", "public_token")
+    inlines = (HoldInline,)
+
+
+@admin.action(description=_("Release the hold"))
+def release_holds(modeladmin, request, queryset) -> None:
+    _run(modeladmin, request, queryset, holds.release_hold, "Released")
+
+
+@admin.action(description=_("Refresh from OnePipe"))
+def refresh_holds(modeladmin, request, queryset) -> None:
+    _run(modeladmin, request, queryset, holds.refresh_hold, "Refreshed")
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "consent", "amount_display", "status", "hold_expires_at")
+    list_filter = ("status",)
+    search_fields = ("transaction_ref", "provider_reference", "consent__customer_email")
+    hidden = ("raw",)
+    actions = (release_holds, refresh_holds)
+
+    @admin.display(description=_("amount"))
+    def amount_display(self, obj: Hold) -> str:
+        return str(obj.money)

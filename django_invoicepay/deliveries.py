@@ -79,10 +79,8 @@ def record(provider: str, *, body: bytes, headers: dict[str, str], source_ip: st
         delivery = WebhookDelivery.objects.create(status=Status.MALFORMED, **common)
         logger.warning("%s webhook %s: the body is not a JSON object", provider, delivery.pk)
         return Received(delivery, new=True)
-    event = storable(str(payload.get("event") or ""))[:128]
-    event_id = storable(str(payload.get("id") or ""))[:128] or None
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    object_id = storable(str(data.get(REHIVE_EVENTS.get(event, "id")) or ""))[:128]
+    event, event_id, object_id = (storable(str(value or ""))[:128] for value in _identify(provider, payload))
+    event_id = event_id or None
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(event=event, event_id=event_id, object_id=object_id, **common)
@@ -92,6 +90,16 @@ def record(provider: str, *, body: bytes, headers: dict[str, str], source_ip: st
         delivery = WebhookDelivery.objects.get(provider=provider, event_id=event_id)
         logger.info("%s webhook %s delivered again (%s)", provider, event_id, delivery.status)
         return Received(delivery, new=False)
+
+
+def _identify(provider: str, payload: dict) -> tuple[object, object, object]:
+    """(event name, event id, the id of what it is about) as each provider writes them."""
+    if provider == "onepipe":  # a transaction notification [shape C, authentication undocumented]
+        details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+        return payload.get("request_type"), payload.get("request_ref"), details.get("transaction_ref")
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    event = str(payload.get("event") or "")
+    return event, payload.get("id"), data.get(REHIVE_EVENTS.get(event, "id"))
 
 
 def process(delivery: WebhookDelivery) -> str:
@@ -109,6 +117,8 @@ def process(delivery: WebhookDelivery) -> str:
 
 
 def _act(delivery: WebhookDelivery) -> tuple[str, str]:
+    if delivery.provider == "onepipe":
+        return _act_onepipe(delivery)
     if delivery.provider != "rehive" or delivery.event not in REHIVE_EVENTS:
         return Status.IGNORED, f"No action for event {delivery.event!r}."
     invoice = Invoice.objects.filter(remote_id=delivery.object_id).first() if delivery.object_id else None
@@ -131,3 +141,15 @@ def reprocess(queryset=None) -> dict[str, int]:
             status = Status.FAILED
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _act_onepipe(delivery: WebhookDelivery) -> tuple[str, str]:
+    """A notification is only a hint: the hold's state is confirmed with transact/query."""
+    from .holds import refresh_hold
+    from .models import Hold
+
+    hold = Hold.objects.filter(transaction_ref=delivery.object_id).first() if delivery.object_id else None
+    if hold is None:
+        return Status.IGNORED, "The notification names no hold of this shop."
+    refresh_hold(hold)
+    return Status.PROCESSED, ""

@@ -7,4 +7,5 @@ from . import webhooks
 urlpatterns = [
     path("api/", include("django_invoicepay.api.urls")),
     path("webhooks/rehive/", webhooks.rehive, name="invoicepay-webhook-rehive"),
+    path("webhooks/onepipe/", webhooks.onepipe, name="invoicepay-webhook-onepipe"),
 ]

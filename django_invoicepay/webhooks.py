@@ -1,5 +1,8 @@
 """Webhook receivers: thin views over `deliveries`.
 
+`invoicepay/webhooks/onepipe/`: OnePipe's transaction notifications; stored raw, confirmed with
+transact/query, answered in the shape OnePipe expects (`{"status": "Successful", ...}`).
+
 `invoicepay/webhooks/rehive/`: answers 401 (not authentic), 400 (not JSON), 200 (processed,
 ignored or a repeat), 202 (queued on the task backend) or 503 (processing failed: recorded,
 the provider retries with the same event id). Never 500.
@@ -46,3 +49,27 @@ def rehive(request: HttpRequest) -> JsonResponse:
     except Exception:  # noqa: BLE001 - recorded with its traceback on the delivery
         return answer(503, "Processing failed; it will be retried.")
     return answer(202 if outcome == "queued" else 200, outcome)
+
+
+def onepipe_answer(status: int, message: str) -> JsonResponse:
+    response = JsonResponse({"status": "Successful" if status < 400 else "Failed", "message": message}, status=status)
+    if status == 503:
+        response["Retry-After"] = "30"
+    return response
+
+
+@csrf_exempt
+@require_POST
+def onepipe(request: HttpRequest) -> JsonResponse:
+    received = deliveries.record(
+        "onepipe", body=request.body, headers=dict(request.headers), source_ip=request.META.get("REMOTE_ADDR")
+    )
+    if received.delivery.status == deliveries.Status.MALFORMED:
+        return onepipe_answer(400, "The body is not a JSON object.")
+    if not received.needs_processing:
+        return onepipe_answer(200, "Notification already received.")
+    try:
+        run_or_enqueue_webhook(received.delivery)
+    except Exception:  # noqa: BLE001 - recorded with its traceback on the delivery
+        return onepipe_answer(503, "Processing failed; please retry.")
+    return onepipe_answer(200, "Notification received.")

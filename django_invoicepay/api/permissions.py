@@ -11,8 +11,9 @@ from ..models import Invoice
 from ..orders import get_order_adapter
 
 
-def may_act(request, invoice: Invoice) -> bool:
-    order = invoice.order if invoice.object_id else None
+def owned_by_requester(request, obj) -> bool:
+    """Guests may act on what has no owner; what belongs to a user is that user's alone."""
+    order = obj.order if obj.object_id else None
     owner = get_order_adapter().owner(order) if order is not None else None
     if owner is None:
         return True
@@ -27,6 +28,6 @@ def invoice_for(request, token: str) -> Invoice:
         .prefetch_related("quotes", "transactions", "refunds")
         .first()
     )
-    if invoice is None or not may_act(request, invoice):
+    if invoice is None or not owned_by_requester(request, invoice):
         raise NotFound("No such invoice.")
     return invoice

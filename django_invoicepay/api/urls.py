@@ -1,6 +1,6 @@
 from django.urls import include, path, register_converter
 
-from . import views
+from . import consents, views
 
 app_name = "invoicepay_api"
 
@@ -27,6 +27,9 @@ urlpatterns = [
     path("invoices/<invoicepay_token:token>/otp/", views.Otp.as_view(), name="otp"),
     path("invoices/<invoicepay_token:token>/otp/resend/", views.OtpResend.as_view(), name="otp-resend"),
     path("invoices/<invoicepay_token:token>/renew/", views.Renew.as_view(), name="renew"),
+    path("holds/consents/", consents.ConsentCreate.as_view(), name="consents"),
+    path("holds/consents/<invoicepay_token:token>/", consents.ConsentDetail.as_view(), name="consent"),
+    path("holds/consents/<invoicepay_token:token>/otp/", consents.ConsentOtp.as_view(), name="consent-otp"),
 ]
 
 try:  # the OpenAPI schema, when the optional drf-spectacular extra is installed

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_invoicepay import deliveries
+from django_invoicepay import deliveries, holds
 from django_invoicepay.polling import sweep
 
 DURATION = re.compile(r"(\d+)([smhd])")
@@ -64,7 +64,14 @@ class Command(BaseCommand):
         if tty and result.polled:
             self.stdout.write("")
         self.stdout.write(result.summary())
-        if result.outcomes.get("failed"):
+        failed = bool(result.outcomes.get("failed"))
+        if not options["invoice"]:  # holds are refreshed on every general run
+            counts = holds.refresh_open_holds()
+            if counts:
+                detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+                self.stdout.write(f"Refreshed {sum(counts.values())} hold(s): {detail}.")
+            failed = failed or bool(counts.get("failed to refresh"))
+        if failed:
             sys.exit(1)
 
     def replay(self, options) -> None:

@@ -1,0 +1,114 @@
+"""Consent to hold funds, for the customer: give credentials, answer the OTP, see the state.
+
+The answer never contains the provider token, the credentials or the OTP: only the consent's
+state, the provider's prompt and a masked identifier. Placing and releasing holds are the
+shop's actions (Python API, admin), not the customer's.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from .. import holds
+from ..conf import invoicepay_settings
+from ..errors import HoldError
+from ..models import HoldConsent
+from .permissions import owned_by_requester
+from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle
+from .views import InvoiceView
+
+class CustomerSerializer(serializers.Serializer):
+    firstname = serializers.CharField(max_length=100)
+    surname = serializers.CharField(max_length=100)
+    email = serializers.EmailField()
+    mobile_no = serializers.RegexField(r"^\+?\d{7,15}$", error_messages={
+        "invalid": "Enter the mobile number in international format, digits only, e.g. 2348022222208."})
+    customer_ref = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ConsentRequestSerializer(serializers.Serializer):
+    auth_type = serializers.CharField()
+    credentials = serializers.DictField(child=serializers.CharField(max_length=64, trim_whitespace=True))
+    customer = CustomerSerializer()
+    amount = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False, default=100)
+
+    def validate_auth_type(self, value: str) -> str:
+        allowed = invoicepay_settings.ONEPIPE["ALLOWED_AUTH_TYPES"]
+        if value not in allowed or value not in holds.CREDENTIALS:
+            raise serializers.ValidationError(f"Choose one of: {', '.join(allowed)}.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        needed = holds.CREDENTIALS[attrs["auth_type"]][0]
+        given = attrs["credentials"]
+        errors = {name: ["This field is required."] for name in needed if not given.get(name)}
+        unknown = set(given) - set(needed)  # e.g. a card PIN sent with a bank account: refused, not ignored
+        if unknown:
+            errors.update({name: ["Not a credential of this kind."] for name in sorted(unknown)})
+        if errors:
+            raise serializers.ValidationError({"credentials": errors})
+        return attrs
+
+
+class ConsentOtpSerializer(serializers.Serializer):
+    otp = serializers.CharField(max_length=64, trim_whitespace=True,
+                                help_text="The OTP, or the information a pending_validation prompt asked for.")
+
+
+NEXT_ACTIONS = {"waiting_for_otp": "submit_otp", "pending_validation": "submit_information"}
+
+
+def consent_data(consent: HoldConsent) -> dict:
+    return {
+        "id": consent.public_token,
+        "status": consent.status,
+        "prompt": consent.prompt or None,
+        "auth_type": consent.auth_type,
+        "account": consent.masked_identifier,
+        "expires_at": consent.token_expires_at,
+        "error": consent.error or None,
+        "next_action": NEXT_ACTIONS.get(consent.status),
+    }
+
+
+class ConsentView(InvoiceView):
+    provider_field = "otp"
+
+    def consent(self) -> HoldConsent:
+        consent = HoldConsent.objects.filter(public_token=self.kwargs["token"]).first()
+        if consent is None or not owned_by_requester(self.request, consent):
+            raise NotFound("No such consent.")
+        return consent
+
+    def handle_exception(self, exc):
+        if isinstance(exc, HoldError):
+            return Response({"detail": exc.message, "code": exc.code or "refused"}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class ConsentCreate(ConsentView):
+    throttle_classes = [PayerThrottle]
+    serializer_class = ConsentRequestSerializer
+
+    def post(self, request) -> Response:
+        data = self.valid(ConsentRequestSerializer)
+        consent = holds.request_consent(auth_type=data["auth_type"], credentials=data["credentials"],
+                                        customer=data["customer"], amount=data["amount"])
+        return Response(consent_data(consent), status=status.HTTP_201_CREATED)
+
+
+class ConsentDetail(ConsentView):
+    def get(self, request, token: str) -> Response:
+        return Response(consent_data(self.consent()))
+
+
+class ConsentOtp(ConsentView):
+    throttle_classes = [OtpClientThrottle, OtpInvoiceThrottle]
+    serializer_class = ConsentOtpSerializer
+
+    def post(self, request, token: str) -> Response:
+        consent = self.consent()
+        data = self.valid(ConsentOtpSerializer)
+        return Response(consent_data(holds.confirm_consent(consent, data["otp"])))

@@ -1,0 +1,133 @@
+"""Consent endpoints, the OnePipe notification receiver, the admin and the command for holds."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from django_invoicepay import holds, sandbox
+from django_invoicepay.models import Hold, HoldConsent, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+CUSTOMER = {"firstname": "Uju", "surname": "Usmanu", "email": "uju@example.com", "mobile_no": "2348022222208"}
+BODY = {"auth_type": "bank.account", "credentials": {"account_number": "0123456789", "bank_code": "058"},
+        "customer": CUSTOMER}
+RELAXED = {"SANDBOX": True, "THROTTLE_RATES": {"otp": "1000/min", "payer": "1000/min", "read": "1000/min"}}
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def test_a_customer_consents_with_an_otp_and_never_sees_the_token(api):
+    created = api.post("/invoicepay/api/holds/consents/", BODY, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["status"], body["next_action"], body["account"]) == ("waiting_for_otp", "submit_otp", "••••••6789")
+    assert body["prompt"] == "Please enter the OTP sent to 23480****08"
+    url = f"/invoicepay/api/holds/consents/{body['id']}/"
+    wrong = api.post(url + "otp/", {"otp": "000000"}, format="json")
+    assert (wrong.status_code, wrong.json()["detail"]) == (400, "Invalid OTP")
+    done = api.post(url + "otp/", {"otp": sandbox.SANDBOX_ONEPIPE_OTP}, format="json").json()
+    assert done["status"] == "active" and done["expires_at"]
+    token = holds.unseal(HoldConsent.objects.get().token_sealed)
+    everything = json.dumps([body, wrong.json(), done, api.get(url).json()])
+    for secret in (token, "0123456789", sandbox.SANDBOX_ONEPIPE_OTP):
+        assert secret not in everything
+
+
+@pytest.mark.parametrize(("change", "errors"), [
+    ({"auth_type": "card"}, {"auth_type": ["Choose one of: bank.account, wallet."]}),
+    ({"credentials": {"account_number": "0123456789"}}, {"credentials": {"bank_code": ["This field is required."]}}),
+    ({"credentials": {"account_number": "1", "bank_code": "2", "pin": "3"}},
+     {"credentials": {"pin": ["Not a credential of this kind."]}}),
+    ({"customer": {**CUSTOMER, "email": "nope"}}, {"customer": {"email": ["Enter a valid email address."]}}),
+    ({"amount": 0}, {"amount": ["Ensure this value is greater than or equal to 1."]}),
+])
+def test_bad_consent_requests_get_field_errors_and_reach_no_provider(api, fresh_sandbox, change, errors):
+    response = api.post("/invoicepay/api/holds/consents/", {**BODY, **change}, format="json")
+    assert (response.status_code, response.json()) == (400, errors)
+    assert fresh_sandbox.requests == []
+    assert not HoldConsent.objects.exists()
+
+
+def test_someone_elses_consent_is_a_404(api, order):
+    ann = get_user_model().objects.create_user("ann", password="pw")
+    order.user = ann
+    order.save()
+    consent = holds.request_consent(auth_type="bank.account", credentials=BODY["credentials"], customer=CUSTOMER,
+                                    order=order)
+    url = f"/invoicepay/api/holds/consents/{consent.public_token}/"
+    assert api.get(url).status_code == 404
+    assert api.post(url + "otp/", {"otp": "123456"}, format="json").status_code == 404
+    api.force_authenticate(ann)
+    assert api.get(url).json()["status"] == "waiting_for_otp"
+
+
+def test_otp_attempts_are_throttled(api):
+    consent = holds.request_consent(auth_type="bank.account", credentials=BODY["credentials"], customer=CUSTOMER)
+    url = f"/invoicepay/api/holds/consents/{consent.public_token}/otp/"
+    with override_settings(INVOICEPAY={**RELAXED, "THROTTLE_RATES": {**RELAXED["THROTTLE_RATES"], "otp": "3/min"}}):
+        codes = [api.post(url, {"otp": "000000"}, format="json").status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
+
+
+def test_a_provider_outage_is_a_503(api):
+    sandbox.add_fault("503", path="^transact$", times=5)
+    response = api.post("/invoicepay/api/holds/consents/", BODY, format="json")
+    assert (response.status_code, response.json()["code"]) == (503, "provider_unavailable")
+
+
+def placed_hold() -> Hold:
+    consent = holds.request_consent(auth_type="bank.account", credentials=BODY["credentials"], customer=CUSTOMER)
+    return holds.place_hold(holds.confirm_consent(consent, sandbox.SANDBOX_ONEPIPE_OTP), 5000)
+
+
+def test_a_onepipe_notification_is_a_hint_confirmed_by_query(api, fresh_sandbox):
+    hold = placed_hold()
+    fresh_sandbox.data["onepipe"]["transactions"][hold.transaction_ref]["status"] = "Reversed"  # released elsewhere
+    notification = sandbox.onepipe_notification(hold.transaction_ref)
+    notification["details"]["status"] = "Successful"  # the notification says otherwise: not trusted
+    response = api.post("/invoicepay/webhooks/onepipe/", notification, format="json")
+    assert response.json() == {"status": "Successful", "message": "Notification received."}
+    hold.refresh_from_db()
+    assert hold.status == "released"
+    again = api.post("/invoicepay/webhooks/onepipe/", notification, format="json")
+    assert again.json()["message"] == "Notification already received."
+    delivery = WebhookDelivery.objects.get(provider="onepipe")
+    assert (delivery.event, delivery.object_id, delivery.status, delivery.deliveries) == (
+        "transaction_notification", hold.transaction_ref, "processed", 2)
+    assert api.post("/invoicepay/webhooks/onepipe/", b"nope", content_type="application/json").status_code == 400
+
+
+def test_the_admin_shows_holds_without_secrets_and_releases_them(client):
+    hold = placed_hold()
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    consent_page = client.get(f"/admin/invoicepay/holdconsent/{hold.consent.pk}/change/").content.decode()
+    token = holds.unseal(hold.consent.token_sealed)
+    assert "••••••6789" in consent_page and token not in consent_page and hold.consent.token_sealed not in consent_page
+    assert "0123456789" not in consent_page
+    done = client.post("/admin/invoicepay/hold/", {"action": "release_holds", "_selected_action": [hold.pk]},
+                       follow=True)
+    assert "Released: 1" in done.content.decode()
+    hold.refresh_from_db()
+    assert hold.status == "released"
+
+
+def test_the_sync_command_refreshes_open_holds(fresh_sandbox):
+    hold = placed_hold()
+    fresh_sandbox.data["onepipe"]["transactions"][hold.transaction_ref]["hold_expiry"] = "2020-01-01-00-00-00"
+    out = io.StringIO()
+    call_command("invoicepay_sync", stdout=out)
+    assert "Refreshed 1 hold(s): 1 expired." in out.getvalue()
+    hold.refresh_from_db()
+    assert hold.status == "expired"
