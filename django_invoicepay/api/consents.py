@@ -19,6 +19,7 @@ from .permissions import owned_by_requester
 from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle
 from .views import InvoiceView
 
+
 class CustomerSerializer(serializers.Serializer):
     firstname = serializers.CharField(max_length=100)
     surname = serializers.CharField(max_length=100)
