@@ -101,6 +101,17 @@ def check_settings(app_configs=None, **kwargs) -> list:
     if not sandbox and not rehive.get("WEBHOOK_SECRET"):
         messages.append(_warning(4, "INVOICEPAY['REHIVE']['WEBHOOK_SECRET'] is not set: every webhook will be refused.",
                                  "Set the secret you registered with the provider's webhooks."))
+    if not sandbox and bool(onepipe.get("API_KEY")) != bool(onepipe.get("CLIENT_SECRET")):
+        messages.append(_error(17, "INVOICEPAY['ONEPIPE'] needs both API_KEY and CLIENT_SECRET (or neither).",
+                               "The client secret signs every request and encrypts card, account and OTP data."))
+    allowed = onepipe.get("ALLOWED_AUTH_TYPES")
+    if not isinstance(allowed, list | tuple) or not set(allowed) <= {"bank.account", "wallet", "card"}:
+        messages.append(
+            _error(18, "INVOICEPAY['ONEPIPE']['ALLOWED_AUTH_TYPES'] takes 'bank.account', 'wallet', 'card'.")
+        )
+    elif "card" in allowed:
+        messages.append(_warning(5, "INVOICEPAY['ONEPIPE']['ALLOWED_AUTH_TYPES'] allows cards.",
+                                 "Card numbers, CVVs and PINs pass through your server: PCI DSS scope."))
     if sandbox and not settings.DEBUG:
         messages.append(_warning(3, "INVOICEPAY['SANDBOX'] is on while DEBUG is off.",
                                  "The sandbox takes no real payments: turn it off in production."))

@@ -86,3 +86,26 @@ def test_staff_refund_an_overpayment_and_renew_an_expired_invoice(client):
     assert (first.status, renewal.status, renewal.renewal_of_id) == ("expired", "initiated", first.pk)
     page = client.get(f"/pay/{first.public_token}/").content.decode()
     assert "Go to the new invoice" in page and renewal.public_token in page
+
+
+def test_a_rental_deposit_consent_hold_and_release(client):
+    from django_invoicepay import sandbox
+
+    order = Order.objects.create(description="Camera rental", total=2500)
+    page = follow_post(client, f"/orders/{order.pk}/deposit/consent/", {
+        "firstname": "Uju", "surname": "Usmanu", "email": "uju@example.com", "mobile_no": "2348022222208",
+        "account_number": "0123456789", "bank_code": "058"})
+    assert "Please enter the OTP sent to 23480****08" in page
+    page = follow_post(client, f"/orders/{order.pk}/deposit/otp/", {"otp": "000000"})
+    assert "Invalid OTP" in page
+    page = follow_post(client, f"/orders/{order.pk}/deposit/otp/", {"otp": sandbox.SANDBOX_ONEPIPE_OTP})
+    assert re.search(r'id="consent-status">active<', page) and "••••••6789" in page
+    page = follow_post(client, f"/orders/{order.pk}/deposit/hold/", {"amount": "20000.00"})
+    assert "Insufficient funds for this amount." in page
+    page = follow_post(client, f"/orders/{order.pk}/deposit/hold/", {"amount": "5000.00"})
+    assert "5000.00 NGN" in page and "<td data-hold-status>placed</td>" in page
+    from django_invoicepay.models import Hold
+
+    placed = Hold.objects.get(status="placed")
+    page = follow_post(client, f"/orders/{order.pk}/deposit/{placed.pk}/release/")
+    assert "<td data-hold-status>released</td>" in page

@@ -27,6 +27,6 @@ def test_docs_build_strictly(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     pages = ("quickstart", "settings", "signals", "sandbox", "template-tags", "api", "open-loop", "polling",
-             "webhooks", "security", "deployment", "reliability")
+             "webhooks", "security", "deployment", "reliability", "hold-funds")
     for page in pages:
         assert (tmp_path / "site" / page / "index.html").exists(), page

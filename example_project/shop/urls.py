@@ -11,6 +11,10 @@ urlpatterns = [
     path("orders/<int:pk>/sandbox/", views.sandbox_action, name="sandbox_action"),
     path("orders/<int:pk>/refund/", views.refund_overpayment, name="refund_overpayment"),
     path("orders/<int:pk>/renew/", views.renew_invoice, name="renew_invoice"),
+    path("orders/<int:pk>/deposit/consent/", views.deposit_consent, name="deposit_consent"),
+    path("orders/<int:pk>/deposit/otp/", views.deposit_otp, name="deposit_otp"),
+    path("orders/<int:pk>/deposit/hold/", views.deposit_hold, name="deposit_hold"),
+    path("orders/<int:pk>/deposit/<int:hold_pk>/release/", views.deposit_release, name="deposit_release"),
     path("pay/<str:token>/", views.pay, name="pay"),
     path("pay/<str:token>/sandbox/", views.pay_sandbox, name="pay_sandbox"),
 ]

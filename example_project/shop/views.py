@@ -5,14 +5,15 @@ from __future__ import annotations
 from decimal import InvalidOperation
 
 from django.contrib import messages
+from django.contrib.contenttypes.models import ContentType
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from django_invoicepay import sandbox
+from django_invoicepay import holds, sandbox
 from django_invoicepay.conf import invoicepay_settings
-from django_invoicepay.errors import InvoiceStateError, ProviderError
-from django_invoicepay.models import Invoice
+from django_invoicepay.errors import HoldError, InvoiceStateError, ProviderError
+from django_invoicepay.models import Hold, HoldConsent, Invoice
 from django_invoicepay.money import to_minor
 
 from .models import Order
@@ -91,10 +92,18 @@ def _latest_invoice(order: Order) -> Invoice | None:
     return Invoice.objects.for_order(order).prefetch_related(*related).first()
 
 
+def _consent(order: Order) -> HoldConsent | None:
+    content_type = ContentType.objects.get_for_model(order)
+    return (HoldConsent.objects.filter(content_type=content_type, object_id=str(order.pk))
+            .prefetch_related("holds").first())
+
+
 def order_detail(request, pk: int):
     order = get_object_or_404(Order, pk=pk)
     context = {
         "order": order,
+        "consent": _consent(order),
+        "onepipe_otp": sandbox.SANDBOX_ONEPIPE_OTP,
         "invoice": _latest_invoice(order),
         "sandbox": invoicepay_settings.SANDBOX,
         "payer_actions": [(key, label) for key, (label, _) in PAYER_ACTIONS.items()],
@@ -152,3 +161,55 @@ def sandbox_action(request, pk: int):
         invoice.sync()
 
     return _act_on_order(request, pk, act)
+
+
+# -- rental deposit: consent at checkout, holds placed and released by staff --------------------------
+
+
+def _deposit_action(request, pk: int, act) -> HttpResponse:
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        act(order, _consent(order))
+    except (HoldError, ProviderError) as exc:
+        messages.error(request, exc.message)
+    return redirect("shop:order_detail", pk=pk)
+
+
+@require_POST
+def deposit_consent(request, pk: int):
+    """The customer agrees to a deposit being held from their bank account."""
+    post = request.POST
+    customer = {"firstname": post.get("firstname", ""), "surname": post.get("surname", ""),
+                "email": post.get("email", ""), "mobile_no": post.get("mobile_no", "")}
+    credentials = {"account_number": post.get("account_number", ""), "bank_code": post.get("bank_code", "")}
+
+    def act(order, consent):
+        holds.request_consent(auth_type="bank.account", credentials=credentials, customer=customer, order=order,
+                              description=f"Deposit for {order.number}")
+
+    return _deposit_action(request, pk, act)
+
+
+@require_POST
+def deposit_otp(request, pk: int):
+    return _deposit_action(request, pk, lambda order, consent: consent and holds.confirm_consent(
+        consent, request.POST.get("otp", "")))
+
+
+@require_POST
+def deposit_hold(request, pk: int):
+    """Staff hold the deposit (an amount in naira)."""
+    def act(order, consent):
+        try:
+            amount = to_minor(request.POST.get("amount", ""), 2)
+        except (InvalidOperation, ValueError, TypeError):
+            raise HoldError("Enter the amount like 5000.00.") from None
+        holds.place_hold(consent, amount, description=f"Deposit for {order.number}")
+
+    return _deposit_action(request, pk, act)
+
+
+@require_POST
+def deposit_release(request, pk: int, hold_pk: int):
+    return _deposit_action(request, pk, lambda order, consent: holds.release_hold(
+        get_object_or_404(Hold, pk=hold_pk, consent=consent)))
