@@ -12,6 +12,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from django_invoicepay import holds, sandbox
+from django_invoicepay.errors import ProviderAuthError
 from django_invoicepay.models import Hold, HoldConsent, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +132,45 @@ def test_the_sync_command_refreshes_open_holds(fresh_sandbox):
     assert "Refreshed 1 hold(s): 1 expired." in out.getvalue()
     hold.refresh_from_db()
     assert hold.status == "expired"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sandbox_sends_notifications_that_the_app_receives(live_server, fresh_sandbox):
+    import time
+
+    fresh_sandbox.data["onepipe_notify_url"] = f"{live_server.url}/invoicepay/webhooks/onepipe/"
+    hold = placed_hold()
+    for _ in range(100):
+        delivery = WebhookDelivery.objects.filter(provider="onepipe", object_id=hold.transaction_ref).first()
+        if delivery and delivery.status == "processed":
+            break
+        time.sleep(0.05)
+    assert delivery is not None and delivery.status == "processed"
+    assert json.loads(delivery.body)["details"]["transaction_ref"] == hold.transaction_ref
+
+
+def test_onepipe_over_the_http_sandbox():
+    import threading
+
+    from django_invoicepay.sandbox import OnePipeSandbox, RehiveSandbox, SandboxState
+    from django_invoicepay.sandbox.server import make_sandbox_server
+
+    state = SandboxState()
+    onepipe = OnePipeSandbox(state, api_key="op-key", client_secret="op-secret", encoding="utf-16-le")
+    server = make_sandbox_server(RehiveSandbox(state, api_key="k", business_id="b"), port=0, onepipe=onepipe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = {"SANDBOX": False, "REHIVE": {"API_KEY": "k", "BUSINESS_ID": "b", "WEBHOOK_SECRET": "w"},
+                    "ONEPIPE": {"API_KEY": "op-key", "CLIENT_SECRET": "op-secret", "AUTH_PROVIDER": "Sandbox",
+                                "BASE_URL": f"http://127.0.0.1:{server.server_port}/onepipe/v2/"}}
+        with override_settings(INVOICEPAY=settings):
+            consent = holds.request_consent(auth_type="bank.account", credentials=BODY["credentials"],
+                                            customer=CUSTOMER)
+            assert holds.confirm_consent(consent, sandbox.SANDBOX_ONEPIPE_OTP).status == "active"
+        with override_settings(INVOICEPAY={**settings, "ONEPIPE": {**settings["ONEPIPE"], "CLIENT_SECRET": "wrong"}}):
+            with pytest.raises(ProviderAuthError) as caught:
+                holds.request_consent(auth_type="bank.account", credentials=BODY["credentials"], customer=CUSTOMER)
+        assert (caught.value.status, caught.value.message) == (401, "Invalid signature")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,9 @@ secret and refuses malformed plaintext as a provider would. Documented test valu
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 from ..onepipe.secure import decrypt_secure, signature
 from .rehive import SandboxResponse
 from .state import SandboxState
+
+logger = logging.getLogger("django_invoicepay.sandbox")
 
 SANDBOX_ONEPIPE_OTP = "123456"
 PENDING_VALIDATION_ACCOUNT = "0000000001"
@@ -79,7 +83,28 @@ class OnePipeSandbox:
         with self.state.lock:
             result = handler(payload)
             self.state.save()
-            return result
+        ref = str((payload.get("transaction") or {}).get("transaction_ref") or "")
+        if path.strip("/") in {"transact", "transact/reverse"} and ref in self.data["transactions"]:
+            self.send_notification(ref)
+        return result
+
+    def send_notification(self, transaction_ref: str) -> None:
+        """POST the notification to `state.data["onepipe_notify_url"]` when set, in the background,
+        as OnePipe would (a failure is logged, never raised)."""
+        url = self.state.data.get("onepipe_notify_url")
+        if not url:
+            return
+        body = self.notification(transaction_ref)
+
+        def post() -> None:
+            import requests
+
+            try:
+                requests.post(url, json=body, timeout=5)
+            except requests.RequestException as exc:
+                logger.warning("Sandbox: the OnePipe notification to %s failed: %s", url, exc)
+
+        threading.Thread(target=post, daemon=True).start()
 
     def _secret(self, payload: dict) -> str:
         return decrypt_secure(str((payload.get("auth") or {}).get("secure") or ""), self.client_secret,

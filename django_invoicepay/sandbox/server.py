@@ -3,6 +3,7 @@
 Paths:
 - `/business/api/...`          the business service (set REHIVE.BUSINESS_URL to this)
 - `/payment-requests/api/...`  the payment-requests service (REHIVE.PAYMENT_REQUESTS_URL)
+- `/onepipe/v2/...`            OnePipe's /transact family (ONEPIPE.BASE_URL)
 - `POST /sandbox/<action>/`    payer actions, JSON body `{"invoice": "<id>", ...}`:
   choose_processor (`processor`), pay (`amount`), overpay / underpay (`by`),
   crypto_deposit (`amount`, `confirmations`), confirm (`code`, `confirmations`), expire;
@@ -21,10 +22,11 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import payer
+from .onepipe import OnePipeSandbox
 from .rehive import RehiveSandbox, SandboxResponse, error, ok
 from .transport import error_page, mangle
 
-SERVICES = {"/business/api/": "business", "/payment-requests/api/": "requests"}
+SERVICES = {"/business/api/": "business", "/payment-requests/api/": "requests", "/onepipe/v2/": "onepipe"}
 ACTIONS: dict[str, Callable] = {
     "choose_processor": payer.choose_processor,
     "pay": payer.pay,
@@ -40,8 +42,9 @@ ACTION_ARGS = {"processor", "amount", "by", "confirmations", "code"}
 class SandboxApp:
     """A WSGI application around one simulator."""
 
-    def __init__(self, simulator: RehiveSandbox) -> None:
+    def __init__(self, simulator: RehiveSandbox, onepipe: OnePipeSandbox | None = None) -> None:
         self.simulator = simulator
+        self.onepipe = onepipe
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"].upper()
@@ -71,10 +74,15 @@ class SandboxApp:
                     return error_page(int(kind))
                 if kind in {"slow", "timeout", "timeout_after"}:
                     time.sleep(fault.delay)  # longer than the client's timeout: it gives up
-                answer = self.simulator.handle(
-                    service, method, sub, query=query, headers=headers, body=body,
-                    base_url=f"http://{host}{prefix}",
-                )
+                if service == "onepipe":
+                    if self.onepipe is None:
+                        return error(404, "This sandbox serves no OnePipe.")
+                    answer = self.onepipe.handle(method, sub, headers=headers, body=body)
+                else:
+                    answer = self.simulator.handle(
+                        service, method, sub, query=query, headers=headers, body=body,
+                        base_url=f"http://{host}{prefix}",
+                    )
                 return mangle(kind, answer)
         if path.rstrip("/") == "/sandbox/faults" and method == "POST":
             return self.fault(body)
@@ -131,6 +139,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def make_sandbox_server(simulator: RehiveSandbox, host: str = "127.0.0.1", port: int = 8765) -> WSGIServer:
-    return make_server(host, port, SandboxApp(simulator), server_class=_ThreadingServer,
+def make_sandbox_server(simulator: RehiveSandbox, host: str = "127.0.0.1", port: int = 8765,
+                        onepipe: OnePipeSandbox | None = None) -> WSGIServer:
+    return make_server(host, port, SandboxApp(simulator, onepipe), server_class=_ThreadingServer,
                        handler_class=_QuietHandler)
