@@ -45,22 +45,24 @@ class RehiveConfig:
         )
 
 
-@functools.lru_cache(maxsize=8)
-def _rehive_client(config: RehiveConfig) -> RehiveClient:
+def _transport(provider: str, config, sandbox_mounts: dict) -> HttpTransport:
+    """One pooled session per configuration; with SANDBOX on, the simulator is mounted on the
+    provider's base URLs so the client's code path is exactly the production one, minus the socket."""
     session = requests.Session()
     session.headers["User-Agent"] = "django-invoicepay"
     if config.sandbox:
-        from .sandbox import rehive_adapter
+        for url, make_adapter in sandbox_mounts.items():
+            session.mount(url, make_adapter(config))
+    return HttpTransport(session, provider=provider, timeout=config.timeout,
+                         retry=RetryPolicy(max_retries=config.max_retries))
 
-        adapter = rehive_adapter(config)
-        session.mount(config.business_url, adapter)
-        session.mount(config.payment_requests_url, adapter)
-    transport = HttpTransport(
-        session,
-        provider="rehive",
-        timeout=config.timeout,
-        retry=RetryPolicy(max_retries=config.max_retries),
-    )
+
+@functools.lru_cache(maxsize=8)
+def _rehive_client(config: RehiveConfig) -> RehiveClient:
+    from .sandbox import rehive_adapter
+
+    transport = _transport("rehive", config, {config.business_url: rehive_adapter,
+                                              config.payment_requests_url: rehive_adapter})
     return RehiveClient(
         transport=transport,
         api_key=config.api_key,
@@ -109,14 +111,9 @@ class OnePipeConfig:
 
 @functools.lru_cache(maxsize=8)
 def _onepipe_client(config: OnePipeConfig) -> OnePipeClient:
-    session = requests.Session()
-    session.headers["User-Agent"] = "django-invoicepay"
-    if config.sandbox:
-        from .sandbox import onepipe_adapter
+    from .sandbox import onepipe_adapter
 
-        session.mount(config.base_url, onepipe_adapter(config))
-    transport = HttpTransport(session, provider="onepipe", timeout=config.timeout,
-                              retry=RetryPolicy(max_retries=config.max_retries))
+    transport = _transport("onepipe", config, {config.base_url: onepipe_adapter})
     return OnePipeClient(transport=transport, api_key=config.api_key, client_secret=config.client_secret,
                          base_url=config.base_url, mock_mode=config.mock_mode, auth_provider=config.auth_provider)
 

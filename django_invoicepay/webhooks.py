@@ -22,9 +22,10 @@ from .tasks import run_or_enqueue_webhook
 logger = logging.getLogger("django_invoicepay.webhooks")
 
 
-def answer(status: int, message: str, **extra) -> JsonResponse:
-    kind = "success" if status < 400 else "error"
-    response = JsonResponse({"status": kind, "message": message, **extra}, status=status)
+def answer(status: int, message: str, *, words: tuple[str, str] = ("success", "error"), **extra) -> JsonResponse:
+    """The provider's own answer shape: `words` are its words for success and failure."""
+    response = JsonResponse({"status": words[0] if status < 400 else words[1], "message": message, **extra},
+                            status=status)
     if status == 503:
         response["Retry-After"] = "30"
     return response
@@ -52,10 +53,7 @@ def rehive(request: HttpRequest) -> JsonResponse:
 
 
 def onepipe_answer(status: int, message: str) -> JsonResponse:
-    response = JsonResponse({"status": "Successful" if status < 400 else "Failed", "message": message}, status=status)
-    if status == 503:
-        response["Retry-After"] = "30"
-    return response
+    return answer(status, message, words=("Successful", "Failed"))
 
 
 @csrf_exempt
