@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 EXTRAS ?= test
 DJANGO ?=
-PY := $(VENV)/bin/python
+PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: demo test test-postgres test-mariadb test-reliability lint docs clean install
@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	cd example_project && ../$(PY) manage.py migrate --noinput
+	cd example_project && $(PY) manage.py migrate --noinput
 	@echo "Example shop: http://127.0.0.1:8000/  (sandbox payments, no credentials needed)"
-	cd example_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+	cd example_project && $(PY) manage.py runserver 127.0.0.1:8000
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
