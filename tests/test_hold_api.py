@@ -134,19 +134,45 @@ def test_the_sync_command_refreshes_open_holds(fresh_sandbox):
     assert hold.status == "expired"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_sandbox_sends_notifications_that_the_app_receives(live_server, fresh_sandbox):
-    import time
+def test_the_sandbox_sends_notifications_over_http_and_the_app_receives_them(api, fresh_sandbox):
+    """The sandbox POSTs to a recording server (no database there, so no race with this test's own
+    writes); what arrived is then handed to the app's receiver, as OnePipe's request would be."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    fresh_sandbox.data["onepipe_notify_url"] = f"{live_server.url}/invoicepay/webhooks/onepipe/"
-    hold = placed_hold()
-    for _ in range(100):
-        delivery = WebhookDelivery.objects.filter(provider="onepipe", object_id=hold.transaction_ref).first()
-        if delivery and delivery.status == "processed":
-            break
-        time.sleep(0.05)
-    assert delivery is not None and delivery.status == "processed"
-    assert json.loads(delivery.body)["details"]["transaction_ref"] == hold.transaction_ref
+    arrived: list[bytes] = []
+    came = threading.Event()
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            arrived.append(self.rfile.read(int(self.headers["Content-Length"])))
+            came.set()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fresh_sandbox.data["onepipe_notify_url"] = f"http://127.0.0.1:{server.server_port}/"
+        hold = placed_hold()
+        for _ in range(100):  # real waiting: the suite's fixture stops time.sleep, not Event.wait
+            bodies = [json.loads(body) for body in list(arrived)]
+            if any(b["details"]["transaction_ref"] == hold.transaction_ref for b in bodies):
+                break
+            came.clear()
+            came.wait(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    notification = next(b for b in bodies if b["details"]["transaction_ref"] == hold.transaction_ref)
+    assert notification["request_type"] == "transaction_notification"
+    assert notification["details"]["status"] == "Successful"
+    response = api.post("/invoicepay/webhooks/onepipe/", notification, format="json")
+    assert response.json() == {"status": "Successful", "message": "Notification received."}
+    assert WebhookDelivery.objects.get(provider="onepipe", object_id=hold.transaction_ref).status == "processed"
 
 
 def test_onepipe_over_the_http_sandbox():
