@@ -42,13 +42,12 @@ class StatusChangeInline(ReadOnlyInline):
 
 
 def _run(modeladmin, request, queryset, action, done: str) -> None:
-    ok = failed = 0
+    ok = 0
     for invoice in queryset:
         try:
             action(invoice)
             ok += 1
         except InvoicePayError as exc:
-            failed += 1
             modeladmin.message_user(request, f"{invoice}: {getattr(exc, 'message', exc)}", messages.ERROR)
     if ok:
         modeladmin.message_user(request, f"{done}: {ok}", messages.SUCCESS)

@@ -158,19 +158,18 @@ def apply_invoice(
 
     Returns the updated invoice, or None when no local invoice has this remote id.
     """
-    stored = Invoice.objects.filter(remote_id=data.id).values_list("pk", "remote_updated").first()
-    if stored is None:
+    current = Invoice.objects.filter(remote_id=data.id).first()
+    if current is None:
         logger.info("Ignored a payload for unknown invoice %s (from %s)", data.id, source)
         return None
-    if transactions is None and not _is_newer(data.updated, stored[1]):
+    if transactions is None and not _is_newer(data.updated, current.remote_updated):
         # Not newer than what is stored (a duplicate or a late delivery): nothing to write, so no
         # lock either. `remote_updated` only grows, so the locked check would say the same.
         logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
-        return Invoice.objects.get(pk=stored[0])
+        return current
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().filter(remote_id=data.id).first()
-        if invoice is None:
-            logger.info("Ignored a payload for unknown invoice %s (from %s)", data.id, source)
+        invoice = Invoice.objects.select_for_update().filter(pk=current.pk).first()
+        if invoice is None:  # deleted since the read above
             return None
         old_status = invoice.status
         if _is_newer(data.updated, invoice.remote_updated):

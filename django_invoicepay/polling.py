@@ -132,7 +132,7 @@ def _reschedule(invoice_id: int, interval: int, **extra) -> None:
 def _settle(fetched: Fetched) -> str:
     """Apply what was fetched (in the calling thread) and reschedule: 'changed', 'unchanged' or 'failed'."""
     invoice, data, txs, error = fetched
-    schedule = PollSchedule.objects.filter(pk=invoice.pk).first()
+    schedule = getattr(invoice, "poll", None)  # loaded with the invoice (select_related)
     previous = schedule.interval if schedule else NORMAL
     if error is None:
         try:
@@ -158,7 +158,7 @@ def _settle(fetched: Fetched) -> str:
 
 def poll_one(invoice_id: int) -> str:
     """Sync one invoice now and reschedule it."""
-    return _settle(_fetch(Invoice.objects.prefetch_related("quotes").get(pk=invoice_id)))
+    return _settle(_fetch(Invoice.objects.select_related("poll").prefetch_related("quotes").get(pk=invoice_id)))
 
 
 def sweep(
@@ -185,7 +185,7 @@ def sweep(
         if not ids:
             break
         done.update(ids)
-        claimed = list(Invoice.objects.filter(pk__in=ids).prefetch_related("quotes"))
+        claimed = list(Invoice.objects.filter(pk__in=ids).select_related("poll").prefetch_related("quotes"))
         if concurrency <= 1 or len(claimed) == 1:
             fetched = map(_fetch, claimed)
         else:  # the provider calls overlap; the database work stays in this thread

@@ -177,7 +177,7 @@ def test_applying_a_payload_costs_the_same_queries_for_1_or_25_quotes_and_transa
             apply_invoice(first[0], source="poll", transactions=first[1])
         if step == "update":
             payload, txs = synthetic_payload(remote_id, n, base + 1)
-            payload.quotes[0].raw["changed"] = True  # make every row differ
+            # every quote and transaction differs from what is stored: all are updated
             payload = InvoiceData.parse({**payload.raw, "status": "underpaid", "payment_processor_quotes": [
                 {**q.raw, "total_paid": 5} for q in payload.quotes]})
             txs = [TransactionData.parse({**t.raw, "settled": True, "details": {**t.raw["details"],

@@ -14,7 +14,6 @@ from django.test import override_settings
 
 from django_invoicepay import sandbox
 from django_invoicepay.models import WebhookDelivery
-from tests.test_orders import BrokenAdapter  # noqa: F401  (importable path for ORDER_ADAPTER)
 
 pytestmark = pytest.mark.django_db
 

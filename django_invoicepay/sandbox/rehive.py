@@ -191,9 +191,8 @@ class RehiveSandbox:
         mobile = payload.get("payer_mobile_number")
         if mobile and not re.fullmatch(r"\+[1-9]\d{6,14}", str(mobile)):
             raise field_error("payer_mobile_number", "Enter a valid mobile number.")
-        for name in ("metadata",):
-            if name in payload and not isinstance(payload[name], dict | type(None)):
-                raise field_error(name, "Expected a dictionary.")
+        if not isinstance(payload.get("metadata"), dict | type(None)):
+            raise field_error("metadata", "Expected a dictionary.")
         for name in ("expiration_date", "due_date"):
             value = payload.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
