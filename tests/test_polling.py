@@ -162,3 +162,16 @@ def test_the_same_work_as_tasks(mixed):
     assert result.return_value["polled"] == 3
     sandbox.pay(mixed[2].remote_id)
     assert tasks.sync_invoice.enqueue(mixed[2].pk).return_value == "paid"
+
+
+def test_any_public_token_can_be_given_to_the_command(order, monkeypatch):
+    """`secrets.token_urlsafe` may start with "-", which argparse would read as an option."""
+    from django_invoicepay.models import invoices as invoice_models
+
+    draws = iter(["-dashfirst", "tokenAfterTheDash"])
+    monkeypatch.setattr(invoice_models.secrets, "token_urlsafe", lambda n: next(draws))
+    (invoice,) = make(order)
+    assert invoice.public_token == "tokenAfterTheDash"
+    out = io.StringIO()
+    call_command("invoicepay_sync", "--invoice", invoice.public_token, stdout=out)
+    assert out.getvalue().startswith("Polled 1 invoice(s)")

@@ -25,8 +25,14 @@ FINAL_STATUSES = frozenset({"paid", "complete", "overpaid", "late", "cancelled",
 
 
 def new_public_token() -> str:
-    """An unguessable token: the capability that lets a guest see and pay one invoice."""
-    return secrets.token_urlsafe(32)
+    """An unguessable token: the capability that lets a guest see and pay one invoice.
+
+    Never starting with "-", so it can be passed to a command (`--invoice <token>`) as it is.
+    """
+    token = secrets.token_urlsafe(32)
+    while token.startswith("-"):
+        token = secrets.token_urlsafe(32)
+    return token
 
 
 class InvoiceQuerySet(models.QuerySet):
