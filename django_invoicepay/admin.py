@@ -5,9 +5,20 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from . import deliveries, holds
+from . import holds
 from .errors import InvoicePayError
-from .models import Hold, HoldConsent, Invoice, InvoiceStatusChange, InvoiceTransaction, Quote, Refund, WebhookDelivery
+from .models import (
+    Hold,
+    HoldConsent,
+    HoldStatusChange,
+    Invoice,
+    InvoiceStatusChange,
+    InvoiceTransaction,
+    Quote,
+    Refund,
+    WebhookDelivery,
+)
+from .webhooks import intake
 
 MIRROR_HIDDEN = ("raw",)
 
@@ -37,8 +48,12 @@ class TransactionInline(ReadOnlyInline):
 
 class StatusChangeInline(ReadOnlyInline):
     model = InvoiceStatusChange
-    fields = ("created_at", "from_status", "to_status", "source")
+    fields = ("created_at", "from_status", "to_status", "source", "transition_id", "announced_at")
     readonly_fields = fields
+
+
+class HoldStatusChangeInline(StatusChangeInline):
+    model = HoldStatusChange
 
 
 def _run(modeladmin, request, queryset, action, done: str) -> None:
@@ -105,7 +120,9 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 @admin.action(description=_("Process again"))
 def reprocess_deliveries(modeladmin, request, queryset) -> None:
-    counts = deliveries.reprocess(queryset)
+    # Any delivery but a malformed one, finished ones included (to apply a fixed handler again).
+    statuses = frozenset(WebhookDelivery.Status.values) - {WebhookDelivery.Status.MALFORMED}
+    counts = intake.process_all(queryset.order_by("received_at", "pk"), statuses=statuses)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
     level = messages.WARNING if counts.get("failed") else messages.SUCCESS
     modeladmin.message_user(request, f"Processed again: {summary}.", level)
@@ -181,6 +198,7 @@ class HoldAdmin(ReadOnlyAdmin):
     search_fields = ("transaction_ref", "provider_reference", "consent__customer_email")
     hidden = ("raw",)
     actions = (release_holds, refresh_holds)
+    inlines = (HoldStatusChangeInline,)
 
     @admin.display(description=_("amount"))
     def amount_display(self, obj: Hold) -> str:

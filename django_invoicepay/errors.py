@@ -113,6 +113,16 @@ class OtpLocked(InvoicePayError):
         super().__init__(self.message)
 
 
+class OtpBusy(InvoicePayError):
+    """Another code for the same invoice or consent is being checked right now: try again in a moment.
+    Not a wrong attempt: the code was not sent."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        self.message = "A code is being checked, try again in a moment."
+        super().__init__(self.message)
+
+
 class HoldError(InvoicePayError):
     """A consent or hold could not go ahead; `message` says why in words for the shop or customer."""
 

@@ -8,8 +8,8 @@ masked identifier, and its provider token sealed with the shop's SECRET_KEY.
 
 from __future__ import annotations
 
-import functools
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -18,15 +18,17 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import signals
+from . import announcements, leases
+from . import otp as otp_guard
 from .conf import invoicepay_settings
 from .errors import HoldError, ProviderUnavailable
 from .masking import mask
-from .models import Hold, HoldConsent
+from .models import Hold, HoldConsent, HoldStatusChange
 from .onepipe import OnePipeResult, encrypt_secure
 from .onepipe import secure as plaintexts
 from .onepipe.client import parse_expiry
 from .providers import OnePipeConfig, onepipe_client
+from .reconnect import on_fresh_connection
 from .vault import seal, unseal
 
 logger = logging.getLogger("django_invoicepay.holds")
@@ -114,13 +116,28 @@ def _customer(consent: HoldConsent) -> dict:
 
 def confirm_consent(consent: HoldConsent, otp: str) -> HoldConsent:
     """Give the OTP (or the information a PendingValidation asked for). On success the provider token is
-    sealed and stored with its expiry. A wrong answer leaves the consent waiting; HoldError says why."""
-    if consent.status not in {HoldConsent.Status.WAITING_FOR_OTP, HoldConsent.Status.PENDING_VALIDATION}:
-        raise HoldError(f"This consent is {consent.get_status_display()}: there is nothing to confirm.",
-                        code="state")
-    result = onepipe_client().validate(request_type=REQUEST_TYPE, transaction_ref=consent.transaction_ref,
-                                       secure=_secure(plaintexts.otp_plaintext(str(otp).strip())))
-    return _apply_consent(consent, result, keep_waiting=True)
+    sealed and stored with its expiry. A wrong answer leaves the consent waiting; HoldError says why.
+
+    One code at a time per consent (OtpBusy meanwhile), wrong codes counted and locked out like an
+    invoice's (`django_invoicepay.otp`).
+    """
+    with otp_guard.checking(consent) as attempt:
+        consent.refresh_from_db()
+        if consent.status not in {HoldConsent.Status.WAITING_FOR_OTP, HoldConsent.Status.PENDING_VALIDATION}:
+            attempt.not_counted()
+            raise HoldError(f"This consent is {consent.get_status_display()}: there is nothing to confirm.",
+                            code="state")
+        try:
+            result = onepipe_client().validate(request_type=REQUEST_TYPE, transaction_ref=consent.transaction_ref,
+                                               secure=_secure(plaintexts.otp_plaintext(str(otp).strip())))
+        except ProviderUnavailable:
+            attempt.not_counted()
+            raise
+        if result.outcome == "Failed":
+            attempt.wrong()
+        else:
+            attempt.accepted()
+        return _apply_consent(consent, result, keep_waiting=True)
 
 
 def _apply_consent(consent: HoldConsent, result: OnePipeResult, *, keep_waiting: bool = False) -> HoldConsent:
@@ -149,19 +166,26 @@ def _apply_consent(consent: HoldConsent, result: OnePipeResult, *, keep_waiting:
 # -- holds -----------------------------------------------------------------------------------------
 
 
-def _transition(hold: Hold, status: str, **fields: Any) -> Hold:
-    """Change a hold under its row lock; `hold_status_changed` once per real transition, after commit."""
+def _transition(hold: Hold, status: str, *, answer: OnePipeResult | None = None, source: str = "",
+                **fields: Any) -> Hold:
+    """Change a hold under its row lock, only forward (`Hold.can_become`): a late or stale answer never
+    moves a released, expired or failed hold back. One `HoldStatusChange` per real transition, whose
+    `hold_status_changed` goes out after commit (`announcements`)."""
     with transaction.atomic():
         locked = Hold.objects.select_for_update().get(pk=hold.pk)
         old = locked.status
+        if not locked.can_become(status):
+            logger.info("Hold %s stays %s (an answer said %s)", locked.pk, old, status)
+            return locked
         for name, value in {"status": status, **fields}.items():
             setattr(locked, name, value)
+        if answer is not None:
+            locked.raw = [*locked.raw, _redacted(answer)][-10:]
         locked.save()
         if old != status:
+            HoldStatusChange.objects.create(hold=locked, from_status=old, to_status=status, source=source or "api")
             logger.info("Hold %s: %s -> %s", locked.pk, old, status)
-            send = functools.partial(signals.hold_status_changed.send_robust, sender=Hold, hold=locked,
-                                     old_status=old, new_status=status)
-            transaction.on_commit(send)
+            announcements.announce_on_commit(announcements.HOLDS, locked)
     return locked
 
 
@@ -187,31 +211,53 @@ def place_hold(consent: HoldConsent, amount: int, *, description: str = "") -> H
         Hold.objects.filter(pk=hold.pk).update(error=exc.message[:255])  # pending: refresh_hold finds out
         raise
     if not result.successful:
-        _transition(hold, Hold.Status.FAILED, error=result.reason[:255], raw=[_redacted(result)])
+        _transition(hold, Hold.Status.FAILED, answer=result, source="place", error=result.reason[:255])
         raise HoldError(result.reason, code=result.code)
-    return _transition(hold, Hold.Status.PLACED, error="", raw=[_redacted(result)],
+    return _transition(hold, Hold.Status.PLACED, answer=result, source="place", error="",
                        hold_expires_at=parse_expiry(result.provider_response.get("hold_expiry")),
                        provider_reference=str(result.provider_response.get("reference") or "")[:100])
 
 
 def release_hold(hold: Hold) -> Hold:
-    """Give the money back (reverse). Idempotent: releasing a released hold changes nothing."""
-    hold.refresh_from_db()
-    if hold.status == Hold.Status.RELEASED:
-        return hold
-    if hold.status not in {Hold.Status.PLACED, Hold.Status.PENDING}:
-        raise HoldError(f"A {hold.get_status_display()} hold cannot be released.", code="state")
-    result = onepipe_client().reverse(request_type=REQUEST_TYPE, transaction_ref=hold.transaction_ref)
-    if not result.successful:
-        Hold.objects.filter(pk=hold.pk).update(error=result.reason[:255])
-        raise HoldError(result.reason, code=result.code)
-    return _transition(hold, Hold.Status.RELEASED, error="", raw=[*hold.raw, _redacted(result)][-10:])
+    """Give the money back (reverse). Idempotent, and safe however many callers release at once:
+    one takes the hold's release lease and calls the provider; the others wait for its outcome."""
+    rows = Hold.objects.filter(pk=hold.pk, status__in=[Hold.Status.PLACED, Hold.Status.PENDING])
+    if not leases.take(rows, "releasing_until", leases.provider_call_budget(1)):
+        return _await_release(hold)
+    try:
+        result = onepipe_client().reverse(request_type=REQUEST_TYPE, transaction_ref=hold.transaction_ref)
+        if not result.successful:
+            Hold.objects.filter(pk=hold.pk).update(error=result.reason[:255])
+            raise HoldError(result.reason, code=result.code)
+        return _transition(hold, Hold.Status.RELEASED, answer=result, source="release", error="")
+    finally:
+        on_fresh_connection(lambda: Hold.objects.filter(pk=hold.pk).update(releasing_until=None))
 
 
-def refresh_hold(hold: Hold) -> Hold:
-    """Ask the provider (transact/query) and apply; a placed hold past its expiry becomes expired."""
+def _await_release(hold: Hold) -> Hold:
+    """Another caller is releasing this hold (or it is not releasable): wait for that outcome."""
+    deadline = time.monotonic() + leases.provider_call_budget(1)
+    while True:
+        hold.refresh_from_db()
+        if hold.status == Hold.Status.RELEASED:
+            return hold
+        if hold.status not in {Hold.Status.PLACED, Hold.Status.PENDING}:
+            raise HoldError(f"A {hold.get_status_display()} hold cannot be released.", code="state")
+        if not leases.seconds_left(hold.releasing_until):  # the other release failed: say why
+            raise HoldError(hold.error or "The hold could not be released; try again.", code="release_failed")
+        if time.monotonic() > deadline:
+            raise HoldError("The hold is being released; check again in a moment.", code="busy")
+        time.sleep(0.05)
+
+
+def refresh_hold(hold: Hold, *, source: str = "refresh") -> Hold:
+    """Ask the provider (transact/query) and apply; a placed hold past its expiry becomes expired.
+
+    Concurrent refreshes, notifications and releases converge: each applies the answer it read under
+    the row lock, and a hold only moves forward.
+    """
     hold.refresh_from_db()
-    if hold.status in {Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}:
+    if hold.is_final:
         return hold
     result = onepipe_client().query(request_type=REQUEST_TYPE, transaction_ref=hold.transaction_ref)
     state = str(result.provider_response.get("transaction_status") or result.outcome)
@@ -220,7 +266,7 @@ def refresh_hold(hold: Hold) -> Hold:
     expiry = parse_expiry(result.provider_response.get("hold_expiry")) or hold.hold_expires_at
     if status == Hold.Status.PLACED and expiry and expiry <= timezone.now():
         status = Hold.Status.EXPIRED
-    return _transition(hold, status, hold_expires_at=expiry, raw=[*hold.raw, _redacted(result)][-10:])
+    return _transition(hold, status, answer=result, source=source, hold_expires_at=expiry)
 
 
 def refresh_open_holds() -> dict[str, int]:
@@ -228,7 +274,7 @@ def refresh_open_holds() -> dict[str, int]:
     counts: dict[str, int] = {}
     for hold in Hold.objects.filter(status__in=[Hold.Status.PENDING, Hold.Status.PLACED]).order_by("pk"):
         try:
-            status = refresh_hold(hold).status
+            status = refresh_hold(hold, source="poll").status
         except Exception:  # noqa: BLE001 - one hold's failure never stops the others
             logger.exception("Refreshing hold %s failed", hold.pk)
             status = "failed to refresh"

@@ -9,7 +9,6 @@ transition. Creating, syncing and cancelling all end in that path.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -17,8 +16,9 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.utils import timezone
 
-from . import signals
+from . import announcements
 from .conf import INVOICE_STATUSES
 from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
 from .orders import follow_invoice, get_order_adapter
@@ -102,9 +102,9 @@ def create_for(
         _copy_fields(invoice, data)
         invoice.save()
         _upsert_quotes(invoice, data.quotes)
-        InvoiceStatusChange.objects.create(
+        InvoiceStatusChange.objects.create(  # the shop made it: nothing to announce
             invoice=invoice, from_status="", to_status=invoice.status, source="create",
-            remote_updated=data.updated,
+            remote_updated=data.updated, announced_at=timezone.now(),
         )
     logger.info("Created invoice %s for order %s (%s)", data.id, getattr(order, "pk", None), data.status)
     return invoice
@@ -192,37 +192,21 @@ def _is_newer(incoming: datetime | None, stored: datetime | None) -> bool:
 
 
 def _record_transition(invoice: Invoice, old_status: str, source: str, data: InvoiceData) -> None:
+    """Inside the invoice's transaction: the history row (the signals' outbox), then the order.
+
+    The signals go out after commit (`announcements`), at least once, with the row's transition id.
+    """
     new_status = invoice.status
     if new_status not in INVOICE_STATUSES:
         logger.warning("Invoice %s has a status this app does not know: %r", invoice.remote_id, new_status)
+    amount = {"overpaid": invoice.overpaid_by, "underpaid": invoice.outstanding}.get(new_status)
     InvoiceStatusChange.objects.create(
         invoice=invoice, from_status=old_status, to_status=new_status, source=source,
-        remote_updated=data.updated,
+        remote_updated=data.updated, amount=amount,
     )
     follow_invoice(invoice, new_status)
     logger.info("Invoice %s: %s -> %s (from %s)", invoice.remote_id, old_status, new_status, source)
-    extra = {}
-    if new_status == "overpaid":
-        extra["amount"] = invoice.overpaid_by
-    elif new_status == "underpaid":
-        extra["outstanding"] = invoice.outstanding
-    transaction.on_commit(functools.partial(_announce, invoice, old_status, new_status, extra))
-
-
-def _send(signal: Any, **kwargs: Any) -> None:
-    for receiver, result in signal.send_robust(sender=Invoice, **kwargs):
-        if isinstance(result, Exception):
-            logger.error("A receiver of an invoicepay signal failed: %r", receiver, exc_info=result)
-
-
-def _announce(invoice: Invoice, old_status: str, new_status: str, extra: dict[str, int]) -> None:
-    _send(signals.invoice_status_changed, invoice=invoice, old_status=old_status, new_status=new_status)
-    if new_status == "overpaid":
-        _send(signals.invoice_overpaid, invoice=invoice, amount=extra["amount"])
-    elif new_status == "underpaid":
-        _send(signals.invoice_underpaid, invoice=invoice, outstanding=extra["outstanding"])
-    elif new_status == "expired":
-        _send(signals.invoice_expired, invoice=invoice)
+    announcements.announce_on_commit(announcements.INVOICES, invoice)
 
 
 # -- copying payloads into rows ---------------------------------------------------------------

@@ -21,3 +21,15 @@ def mask_email(email: str) -> str:
     if not domain:
         return mask(local, keep_last=0)
     return f"{local[:1]}{'•' * max(len(local) - 1, 1)}@{domain}"
+
+
+def redact_secrets(text: str) -> str:
+    """`text` (a traceback, an error) with every configured credential replaced by [redacted]."""
+    from .conf import invoicepay_settings
+
+    rehive, onepipe = invoicepay_settings.REHIVE, invoicepay_settings.ONEPIPE
+    for secret in (rehive.get("API_KEY"), rehive.get("WEBHOOK_SECRET"), onepipe.get("API_KEY"),
+                   onepipe.get("CLIENT_SECRET")):
+        if secret and len(str(secret)) >= 4:
+            text = text.replace(str(secret), "[redacted]")
+    return text

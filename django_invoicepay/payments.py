@@ -8,15 +8,12 @@ OTP codes and mobile numbers are never logged.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.db.models import F
-from django.utils import timezone
-
-from .conf import invoicepay_settings
-from .errors import InvoiceStateError, OtpLocked, ProviderError, ProviderRejected, ProviderUnavailable
+from . import otp as otp_guard
+from .errors import InvoiceStateError, ProviderError, ProviderRejected, ProviderUnavailable
 from .invoices import apply_invoice, sync
 from .models import Invoice
+from .models.invoices import FINAL_STATUSES
 from .providers import rehive_client
 
 logger = logging.getLogger("django_invoicepay.payments")
@@ -67,61 +64,33 @@ def resend_otp(invoice: Invoice) -> None:
     logger.info("Invoice %s: OTP resent", invoice.remote_id)
 
 
-def _locked_for(invoice_pk: int) -> int:
-    """Seconds left on the invoice's OTP lock (0 when not locked; an expired lock is cleared)."""
-    now = timezone.now()
-    Invoice.objects.filter(pk=invoice_pk, otp_locked_until__lte=now).update(otp_failures=0, otp_locked_until=None)
-    until = Invoice.objects.filter(pk=invoice_pk).values_list("otp_locked_until", flat=True).first()
-    return max(int((until - now).total_seconds()) + 1, 1) if until else 0
-
-
-def _reserve_attempt(invoice: Invoice) -> None:
-    """Count the attempt before it is made, atomically, so parallel guesses cannot exceed the limit."""
-    limit = int(invoicepay_settings.OTP_MAX_ATTEMPTS)
-    seconds = _locked_for(invoice.pk)
-    reserved = Invoice.objects.filter(pk=invoice.pk, otp_failures__lt=limit, otp_locked_until__isnull=True).update(
-        otp_failures=F("otp_failures") + 1
-    )
-    if not reserved:
-        if not seconds:  # the limit was reached by attempts still in flight: lock now
-            seconds = int(invoicepay_settings.OTP_COOLDOWN)
-            Invoice.objects.filter(pk=invoice.pk, otp_locked_until__isnull=True).update(
-                otp_locked_until=timezone.now() + timedelta(seconds=seconds)
-            )
-        logger.warning("Invoice %s: OTP refused, locked for %d s", invoice.remote_id, seconds)
-        raise OtpLocked(seconds)
-
-
-def _record_wrong_code(invoice: Invoice) -> None:
-    limit = int(invoicepay_settings.OTP_MAX_ATTEMPTS)
-    cooldown = timedelta(seconds=int(invoicepay_settings.OTP_COOLDOWN))
-    Invoice.objects.filter(pk=invoice.pk, otp_failures__gte=limit, otp_locked_until__isnull=True).update(
-        otp_locked_until=timezone.now() + cooldown
-    )
-
-
 def submit_otp(invoice: Invoice, otp: str, *, source: str = "api") -> Invoice:
     """POST the code to `otp_challenge`; on success the provider transfers and the invoice is synced.
 
-    Wrong codes are counted per invoice; after OTP_MAX_ATTEMPTS the invoice refuses OTP
-    for OTP_COOLDOWN seconds (OtpLocked). A provider outage does not count as an attempt.
+    One code at a time per invoice (OtpBusy meanwhile); wrong codes are counted, and after
+    OTP_MAX_ATTEMPTS the invoice refuses OTP for OTP_COOLDOWN seconds (OtpLocked). A provider
+    outage does not count. See `django_invoicepay.otp`.
     """
     _open(invoice)
-    _reserve_attempt(invoice)
-    try:
-        rehive_client().otp_challenge(invoice.remote_id, otp)
-    except ProviderRejected:
-        _record_wrong_code(invoice)
-        logger.info("Invoice %s: OTP refused by the provider", invoice.remote_id)
-        raise
-    except ProviderUnavailable:
-        Invoice.objects.filter(pk=invoice.pk, otp_failures__gt=0).update(otp_failures=F("otp_failures") - 1)
-        raise
-    Invoice.objects.filter(pk=invoice.pk).update(otp_failures=0, otp_locked_until=None)
-    logger.info("Invoice %s: OTP accepted", invoice.remote_id)
-    try:
-        return sync(invoice, source=source)
-    except ProviderError as exc:
-        # The payment went through; the mirror catches up at the next sync, poll or webhook.
-        logger.warning("Invoice %s: paid by OTP, but the follow-up sync failed: %s", invoice.remote_id, exc)
-        return invoice
+    with otp_guard.checking(invoice, provider_calls=3) as attempt:  # the code, then the invoice and its payments
+        status = Invoice.objects.filter(pk=invoice.pk).values_list("status", flat=True).first()
+        if status in FINAL_STATUSES:  # paid by a code checked just before this one
+            attempt.not_counted()
+            raise InvoiceStateError(f"This invoice is {status}: it cannot be paid any more.")
+        try:
+            rehive_client().otp_challenge(invoice.remote_id, otp)
+        except ProviderRejected:
+            attempt.wrong()
+            logger.info("Invoice %s: OTP refused by the provider", invoice.remote_id)
+            raise
+        except ProviderUnavailable:
+            attempt.not_counted()
+            raise
+        attempt.accepted()
+        logger.info("Invoice %s: OTP accepted", invoice.remote_id)
+        try:  # still inside the guard: a second code waits until the mirror shows the payment
+            return sync(invoice, source=source)
+        except ProviderError as exc:
+            # The payment went through; the mirror catches up at the next sync, poll or webhook.
+            logger.warning("Invoice %s: paid by OTP, but the follow-up sync failed: %s", invoice.remote_id, exc)
+            return invoice

@@ -5,8 +5,12 @@
   less, untouched invoices rarely; an unchanged invoice doubles its interval (up to
   MAX_INTERVAL), a change resets it.
 - A poller claims due schedules with SELECT ... FOR UPDATE SKIP LOCKED (where the database
-  has it) and leases them for LEASE seconds, so concurrent pollers never fetch the same
-  invoice in a sweep. Applying goes through the one sync path, so signals fire once.
+  has it) and leases them for LEASE seconds, renewed while the batch's calls run, so
+  concurrent pollers never fetch the same invoice in a sweep. Claims are given back when a
+  batch fails or the poller is told to stop (SIGTERM, SIGINT); a killed poller's claims lapse
+  within LEASE. Applying goes through the one sync path, so each transition is recorded once.
+- Before polling, an unfiltered sweep also finishes webhook deliveries a dead or failed attempt
+  left unfinished, and sends signals a dead process left unsent (docs/polling.md).
 - Outbound calls run with bounded parallelism (`concurrency` threads that only do HTTP);
   applying and rescheduling happen in the calling thread, so no thread needs its own
   database connection and SQLite works as well as PostgreSQL and MySQL.
@@ -14,28 +18,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from . import announcements, leases
 from .errors import ProviderError
 from .invoices import apply_invoice, fetch
 from .models import Invoice, PollSchedule
 from .models.invoices import FINAL_STATUSES
+from .reconnect import on_fresh_connection, reset_connection
 from .rehive.payloads import InvoiceData
+from .webhooks import intake
 
 logger = logging.getLogger("django_invoicepay.polling")
 
 FAST, NORMAL, SLOW, MAX_INTERVAL = 30, 120, 600, 3600
-LEASE = 300
+#: How long a claim holds before another poller may take the invoice. Renewed every LEASE / 3 seconds
+#: while the batch runs, so it only has to outlast a pause, not a batch: a killed poller's invoices
+#: are polled again by the next sweep within a minute (docs/polling.md).
+LEASE = 60
 
 
 def base_interval(invoice: Invoice) -> int:
@@ -52,6 +65,8 @@ def base_interval(invoice: Invoice) -> int:
 class SweepResult:
     outcomes: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    deliveries: dict = field(default_factory=dict)  # webhook deliveries finished, by outcome
+    announced: int = 0  # transitions whose signals a dead process had left unsent
 
     @property
     def polled(self) -> int:
@@ -59,12 +74,19 @@ class SweepResult:
 
     def as_dict(self) -> dict:
         return {"polled": self.polled, **{k: self.outcomes.get(k, 0) for k in ("changed", "unchanged", "failed")},
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "deliveries": dict(self.deliveries), "announced": self.announced}
 
     def summary(self) -> str:
         d = self.as_dict()
-        return (f"Polled {d['polled']} invoice(s): {d['changed']} changed, {d['unchanged']} unchanged, "
-                f"{d['failed']} failed, in {d['seconds']:.1f} s.")
+        lines = [f"Polled {d['polled']} invoice(s): {d['changed']} changed, {d['unchanged']} unchanged, "
+                 f"{d['failed']} failed, in {d['seconds']:.1f} s."]
+        if self.deliveries:
+            detail = ", ".join(f"{n} {status}" for status, n in sorted(self.deliveries.items()))
+            lines.append(f"Finished {sum(self.deliveries.values())} unfinished webhook deliver"
+                         f"{'y' if sum(self.deliveries.values()) == 1 else 'ies'}: {detail}.")
+        if self.announced:
+            lines.append(f"Sent the signals of {self.announced} transition(s) left unannounced.")
+        return "\n".join(lines)
 
 
 def candidates(*, invoices: Iterable[str] = (), statuses: Iterable[str] = (), since: datetime | None = None,
@@ -98,9 +120,7 @@ def ensure_schedules(qs: QuerySet[Invoice]) -> None:
 def claim(qs: QuerySet[Invoice], *, limit: int, force: bool = False) -> list[int]:
     """Lease up to `limit` due schedules of `qs`; rows another poller holds are skipped."""
     now = timezone.now()
-    due = PollSchedule.objects.filter(invoice_id__in=qs.values("pk")).filter(
-        Q(leased_until__isnull=True) | Q(leased_until__lte=now)
-    )
+    due = PollSchedule.objects.filter(invoice_id__in=qs.values("pk")).filter(leases.free("leased_until", now))
     if not force:
         due = due.filter(next_at__lte=now)
     skip = connection.features.has_select_for_update_skip_locked
@@ -130,7 +150,19 @@ def _reschedule(invoice_id: int, interval: int, **extra) -> None:
 
 
 def _settle(fetched: Fetched) -> str:
-    """Apply what was fetched (in the calling thread) and reschedule: 'changed', 'unchanged' or 'failed'."""
+    """Apply what was fetched (in the calling thread) and reschedule: 'changed', 'unchanged' or 'failed'.
+
+    A database error costs this invoice only: it stays claimed until the batch gives its claim back.
+    """
+    try:
+        return _apply_and_reschedule(fetched)
+    except DatabaseError as exc:
+        logger.warning("Polling invoice %s: database error (%s)", fetched[0].remote_id, type(exc).__name__)
+        reset_connection()
+        return "lost"
+
+
+def _apply_and_reschedule(fetched: Fetched) -> str:
     invoice, data, txs, error = fetched
     schedule = getattr(invoice, "poll", None)  # loaded with the invoice (select_related)
     previous = schedule.interval if schedule else NORMAL
@@ -145,7 +177,8 @@ def _settle(fetched: Fetched) -> str:
         else:
             logger.error("Polling invoice %s failed unexpectedly", invoice.remote_id, exc_info=error)
         failures = (schedule.failures if schedule else 0) + 1
-        _reschedule(invoice.pk, min(max(previous * 2, NORMAL), MAX_INTERVAL), failures=failures)
+        interval = min(max(previous * 2, NORMAL), MAX_INTERVAL)
+        on_fresh_connection(lambda: _reschedule(invoice.pk, interval, failures=failures))
         return "failed"
     changed = fresh.remote_updated != invoice.remote_updated or fresh.status != invoice.status
     if fresh.is_final:
@@ -161,6 +194,63 @@ def poll_one(invoice_id: int) -> str:
     return _settle(_fetch(Invoice.objects.select_related("poll").prefetch_related("quotes").get(pk=invoice_id)))
 
 
+def _give_back(ids: set[int]) -> None:
+    """Release claims (a failed batch, a stopping poller) so the next sweep polls them at once."""
+    if not ids:
+        return
+    try:
+        on_fresh_connection(lambda: leases.give_back(PollSchedule.objects.filter(pk__in=ids), "leased_until"))
+    except DatabaseError:
+        logger.warning("Could not give back %d claim(s); they lapse within %d s", len(ids), LEASE)
+
+
+def _renew(ids: set[int]) -> None:
+    """Still working on these: extend their claims by another LEASE."""
+    if ids:
+        until = timezone.now() + timedelta(seconds=LEASE)
+        on_fresh_connection(lambda: PollSchedule.objects.filter(pk__in=ids).update(leased_until=until))
+
+
+def _poll_batch(claimed: list[Invoice], *, concurrency: int, settled: Callable[[str], None]) -> None:
+    """Fetch (in threads) and settle (here) one claimed batch, renewing the claims while it runs.
+
+    Whatever ends the batch early (an error, SIGTERM), the claims not settled are given back.
+    """
+    pending = {invoice.pk for invoice in claimed}
+    renewed_at = time.monotonic()
+
+    def settle(item: Fetched) -> None:
+        nonlocal renewed_at
+        outcome = _settle(item)
+        if outcome != "lost":
+            pending.discard(item[0].pk)
+        settled("failed" if outcome == "lost" else outcome)
+        if time.monotonic() - renewed_at > LEASE / 3:
+            renewed_at = time.monotonic()
+            _renew(pending)
+
+    pool = None
+    try:
+        if concurrency <= 1 or len(claimed) == 1:
+            for invoice in claimed:
+                settle(_fetch(invoice))
+            return
+        # The provider calls overlap in worker threads; the database work stays in this thread.
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invoicepay-poll")
+        running: set[Future] = {pool.submit(_fetch, invoice) for invoice in claimed}
+        while running:
+            done, running = wait(running, timeout=LEASE / 3, return_when=FIRST_COMPLETED)
+            for future in done:
+                settle(future.result())
+            if not done:  # slow provider: nothing finished for a while
+                renewed_at = time.monotonic()
+                _renew(pending)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        _give_back(pending)
+
+
 def sweep(
     *,
     invoices: Iterable[str] = (),
@@ -171,32 +261,70 @@ def sweep(
     batch: int = 100,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
-    """Poll every due invoice once. Safe to run in many processes at the same time."""
+    """Poll every due invoice once. Safe to run in many processes at the same time.
+
+    An unfiltered sweep first finishes unfinished webhook deliveries and sends the signals of
+    transitions a dead process left unannounced. A dropped connection costs one invoice (or one
+    retry of a claim), never the sweep.
+    """
     started = time.monotonic()
     invoices = list(invoices)
-    qs = candidates(invoices=invoices, statuses=statuses, since=since, include_final=include_final)
-    force = bool(invoices or statuses or include_final)
-    ensure_schedules(qs)
     result = SweepResult()
-    total = qs.count()
+    force = bool(invoices or statuses or include_final)
+    if not (force or since):
+        result.deliveries = recover_deliveries()
+        result.announced = announcements.announce_due()
+    qs = candidates(invoices=invoices, statuses=statuses, since=since, include_final=include_final)
+    on_fresh_connection(lambda: ensure_schedules(qs))
+    total = on_fresh_connection(qs.count)
     done: set[int] = set()
+
+    def settled(outcome: str) -> None:
+        result.outcomes[outcome] += 1
+        if progress:
+            progress(result.polled, total)
+
     while True:
-        ids = claim(qs.exclude(pk__in=done), limit=batch, force=force)
+        ids = on_fresh_connection(lambda: claim(qs.exclude(pk__in=done), limit=batch, force=force))
         if not ids:
             break
         done.update(ids)
-        claimed = list(Invoice.objects.filter(pk__in=ids).select_related("poll").prefetch_related("quotes"))
-        if concurrency <= 1 or len(claimed) == 1:
-            fetched = map(_fetch, claimed)
-        else:  # the provider calls overlap; the database work stays in this thread
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invoicepay-poll") as pool:
-                fetched = list(pool.map(_fetch, claimed))
-        for item in fetched:
-            outcome = _settle(item)
-            result.outcomes[outcome] += 1
-            if progress:
-                progress(result.polled, total)
+        try:
+            claimed = on_fresh_connection(lambda ids=ids: list(
+                Invoice.objects.filter(pk__in=ids).select_related("poll").prefetch_related("quotes")))
+        except DatabaseError:
+            _give_back(set(ids))
+            raise
+        _poll_batch(claimed, concurrency=concurrency, settled=settled)
     result.seconds = time.monotonic() - started
-    if result.polled:
+    if result.polled or result.deliveries or result.announced:
         logger.info(result.summary())
     return result
+
+
+def recover_deliveries() -> dict[str, int]:
+    """Finish webhook deliveries that no live attempt holds (see `webhooks.intake.due_deliveries`)."""
+    try:
+        return intake.process_all(on_fresh_connection(intake.due_deliveries))
+    except DatabaseError as exc:
+        logger.warning("Finishing webhook deliveries failed: %s; the next sweep tries again", type(exc).__name__)
+        reset_connection()
+        return {}
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt (as SIGINT already is) while a sweep runs, so a poller that
+    is told to stop gives its claims back before it exits. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

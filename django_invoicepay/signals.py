@@ -1,24 +1,31 @@
-"""Public signals. All are sent after the database transaction that made the change
-commits, exactly once per real transition, whatever delivered the change (webhook,
-poll, API call, admin action) and however often or out of order it arrived.
+"""Public signals, sent after the database transaction that made the change commits.
 
-Receivers are called robustly: an exception in one is logged and does not stop the
-others or undo the change.
+Delivery is durable and at least once: each transition is recorded (`InvoiceStatusChange`,
+`HoldStatusChange`) in the same transaction as the change, its signals are sent after commit,
+and a transition whose process died before announcing it is announced by the next polling
+sweep, in order per invoice or hold. Every signal carries `transition_id` (a string, stable for
+that transition): a receiver that must not act twice records it and ignores a repeat. See
+docs/signals.md for the guarantee and an idempotent receiver.
+
+Receivers are called robustly: an exception in one is logged and does not stop the others or
+undo the change (and is not retried).
 """
 
 from django.dispatch import Signal
 
-#: The invoice's status changed. kwargs: invoice, old_status, new_status (lower case).
+#: The invoice's status changed. kwargs: invoice, old_status, new_status (lower case), transition_id.
 invoice_status_changed = Signal()
 
-#: The invoice became overpaid. kwargs: invoice, amount (minor units of the primary quote's currency).
+#: The invoice became overpaid. kwargs: invoice, amount (minor units of the primary quote's currency),
+#: transition_id.
 invoice_overpaid = Signal()
 
-#: The invoice became underpaid. kwargs: invoice, outstanding (minor units of the primary quote's currency).
+#: The invoice became underpaid. kwargs: invoice, outstanding (minor units of the primary quote's currency),
+#: transition_id.
 invoice_underpaid = Signal()
 
-#: The invoice expired unpaid. kwargs: invoice.
+#: The invoice expired unpaid. kwargs: invoice, transition_id.
 invoice_expired = Signal()
 
-#: A hold's status changed. kwargs: hold, old_status, new_status.
+#: A hold's status changed. kwargs: hold, old_status, new_status, transition_id.
 hold_status_changed = Signal()

@@ -16,14 +16,14 @@ except ImportError:  # Django 5.2
         task = task_backends = None
         DEFAULT_TASK_BACKEND_ALIAS = "default"
 
-from . import deliveries
-from .models import Invoice, WebhookDelivery
+from .models import Invoice
 from .polling import sweep
+from .webhooks import intake
 
 
 def queueing() -> bool:
     """True when TASKS names a backend that runs tasks elsewhere (not the immediate one)."""
-    if task_backends is None:
+    if task is None or task_backends is None:
         return False
     return type(task_backends[DEFAULT_TASK_BACKEND_ALIAS]).__name__ != "ImmediateBackend"
 
@@ -32,7 +32,8 @@ if task is not None:
 
     @task
     def sync_invoices(statuses: list[str] | None = None, concurrency: int = 4) -> dict:
-        """One polling sweep; returns its counts (polled, changed, unchanged, failed, seconds)."""
+        """One polling sweep (which also finishes unfinished webhook deliveries and sends signals a dead
+        process left unsent); returns its counts."""
         return sweep(statuses=statuses or (), concurrency=concurrency).as_dict()
 
     @task
@@ -44,13 +45,13 @@ if task is not None:
 
     @task
     def process_webhook(delivery_id: int) -> str:
-        return deliveries.process(WebhookDelivery.objects.get(pk=delivery_id))
+        """Process a stored delivery unless it is finished or another attempt holds it; returns the outcome."""
+        try:
+            return intake.claim_and_process(delivery_id)
+        except intake.ProcessingFailed:
+            return "failed"  # recorded on the delivery; the sweep retries it with backoff
 
 
-def run_or_enqueue_webhook(delivery: WebhookDelivery) -> str:
-    """Queue the delivery on the task backend when one is configured, so the provider gets its answer
-    within its 5 second budget; otherwise process it now. Returns 'queued' or the new status."""
-    if task is not None and queueing():
-        process_webhook.enqueue(delivery.pk)
-        return "queued"
-    return deliveries.process(delivery)
+def enqueue_webhook(delivery_id: int) -> None:
+    """Queue a stored delivery on the task backend (the intake answers the provider at once)."""
+    process_webhook.enqueue(delivery_id)

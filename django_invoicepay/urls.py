@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import webhooks
+from .webhooks import views as webhooks
 
 urlpatterns = [
     path("api/", include("django_invoicepay.api.urls")),

@@ -84,20 +84,24 @@ def test_one_payload_applied_by_every_worker_at_once_changes_state_once(order, r
 
 def test_parallel_wrong_codes_never_reach_the_provider_more_than_the_limit(order, fresh_sandbox):
     from django_invoicepay import payments
-    from django_invoicepay.errors import OtpLocked, ProviderRejected
+    from django_invoicepay.errors import OtpBusy, OtpLocked, ProviderRejected
 
     invoice = Invoice.objects.create_for(order, amount=1250)
     sandbox.choose_processor(invoice.remote_id, "native")
     payments.set_payer(invoice, email="ann@example.com", mobile_number="+27821234567")
     outcomes = []
 
-    def guess():
-        try:
-            payments.submit_otp(Invoice.objects.get(pk=invoice.pk), "000000")
-        except OtpLocked:
-            outcomes.append("locked")
-        except ProviderRejected:
-            outcomes.append("wrong")
+    def guess():  # an attacker who retries while another code is being checked
+        for _ in range(2000):
+            try:
+                payments.submit_otp(Invoice.objects.get(pk=invoice.pk), "000000")
+            except OtpBusy:
+                continue
+            except OtpLocked:
+                outcomes.append("locked")
+            except ProviderRejected:
+                outcomes.append("wrong")
+            return
 
     run_concurrently([guess] * 12)
     calls = [r for r in fresh_sandbox.requests if r["path"].endswith("otp_challenge/")]
@@ -128,3 +132,58 @@ def test_two_pollers_at_once_fetch_each_invoice_once_and_signal_once(order, fres
     assert len(changes) == 24 == len({kw["invoice"].pk for kw in changes})
     for invoice in invoices:
         assert invoice.status_changes.count() == 2
+
+
+def test_parallel_correct_codes_pay_once_and_never_lock_the_invoice(order, fresh_sandbox, fired):
+    """16 payers' devices submit the right code at once: one is checked, the others are told to wait
+    (409 in the API), none counts as a wrong attempt; once paid, the invoice answers closed."""
+    from django_invoicepay import payments
+    from django_invoicepay.errors import InvoiceStateError, OtpBusy
+
+    invoice = Invoice.objects.create_for(order, amount=1250)
+    sandbox.choose_processor(invoice.remote_id, "native")
+    payments.set_payer(invoice, email="ann@example.com", mobile_number="+27821234567")
+    outcomes = []
+
+    def submit():
+        try:
+            payments.submit_otp(Invoice.objects.get(pk=invoice.pk), sandbox.SANDBOX_OTP)
+            outcomes.append("paid")
+        except OtpBusy:
+            outcomes.append("busy")
+        except InvoiceStateError:
+            outcomes.append("closed")
+
+    run_concurrently([submit] * 16)
+    calls = [r for r in fresh_sandbox.requests if r["path"].endswith("otp_challenge/")]
+    assert outcomes.count("paid") == len(calls) == 1
+    assert outcomes.count("busy") + outcomes.count("closed") == 15
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.otp_failures, invoice.otp_locked_until) == ("paid", 0, None)
+    assert [kw["new_status"] for name, kw in fired if name == "invoice_status_changed"] == ["processing", "paid"]
+
+
+def test_parallel_releases_reach_the_provider_once_and_signal_once(fresh_sandbox):
+    from django_invoicepay import holds
+    from django_invoicepay.models import Hold
+    from django_invoicepay.signals import hold_status_changed
+    from tests.test_holds import active_consent
+
+    hold = holds.place_hold(active_consent(), 5000)
+    seen = []
+
+    def receiver(sender, hold, old_status, new_status, transition_id, **kwargs):
+        seen.append((old_status, new_status, transition_id))
+
+    hold_status_changed.connect(receiver, weak=False)
+    try:
+        results = []
+        run_concurrently([lambda: results.append(holds.release_hold(Hold.objects.get(pk=hold.pk)).status)] * 8)
+    finally:
+        hold_status_changed.disconnect(receiver)
+    reverses = [r for r in fresh_sandbox.requests if r["path"].strip("/").endswith("transact/reverse")]
+    assert len(reverses) == 1
+    assert results == ["released"] * 8  # the others waited for the one release, none failed
+    assert [(old, new) for old, new, _ in seen if new == "released"] == [("placed", "released")]
+    hold.refresh_from_db()
+    assert hold.status == "released" and hold.status_changes.filter(to_status="released").count() == 1

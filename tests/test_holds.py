@@ -163,12 +163,13 @@ def test_provider_down_leaves_a_pending_hold_that_refresh_settles(fresh_sandbox)
 
 def test_refresh_marks_an_expired_hold(fresh_sandbox, changes, commit):
     consent = active_consent()
-    hold = holds.place_hold(consent, 100)
+    with commit():
+        hold = holds.place_hold(consent, 100)
     fresh_sandbox.data["onepipe"]["transactions"][hold.transaction_ref]["hold_expiry"] = "2020-01-01-00-00-00"
     with commit():
         counts = holds.refresh_open_holds()
     assert counts == {"expired": 1}
-    assert [(old, new) for _, old, new in changes] == [("placed", "expired")]
+    assert [(old, new) for _, old, new in changes] == [("pending", "placed"), ("placed", "expired")]
 
 
 def test_options():

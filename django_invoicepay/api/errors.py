@@ -16,6 +16,7 @@ from rest_framework.settings import api_settings
 from ..errors import (
     InvoicePayError,
     InvoiceStateError,
+    OtpBusy,
     OtpLocked,
     ProviderAuthError,
     ProviderError,
@@ -62,6 +63,9 @@ def log_provider_failure(exc: ProviderError, what: str) -> None:
 def error_response(exc: InvoicePayError, *, field: str | None = None) -> Response:
     if isinstance(exc, OtpLocked):
         return Response({"detail": exc.message, "code": "otp_locked"}, status=status.HTTP_429_TOO_MANY_REQUESTS,
+                        headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, OtpBusy):
+        return Response({"detail": exc.message, "code": "otp_in_progress"}, status=status.HTTP_409_CONFLICT,
                         headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, InvoiceStateError):
         return Response({"detail": exc.message, "code": "invoice_closed"}, status=status.HTTP_409_CONFLICT)

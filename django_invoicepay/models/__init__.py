@@ -1,4 +1,4 @@
-from .holds import Hold, HoldConsent
+from .holds import Hold, HoldConsent, HoldStatusChange
 from .invoices import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
 from .polling import PollSchedule
 from .refunds import Refund
@@ -7,6 +7,7 @@ from .webhooks import WebhookDelivery
 __all__ = [
     "Hold",
     "HoldConsent",
+    "HoldStatusChange",
     "Invoice",
     "InvoiceStatusChange",
     "InvoiceTransaction",

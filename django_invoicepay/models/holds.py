@@ -12,9 +12,11 @@ from django.utils.translation import gettext_lazy as _
 
 from ..money import Money
 from .invoices import new_public_token
+from .otp import OtpGuarded
+from .transitions import Transition
 
 
-class HoldConsent(models.Model):
+class HoldConsent(OtpGuarded):
     class Status(models.TextChoices):
         REQUESTED = "requested", _("requested")
         WAITING_FOR_OTP = "waiting_for_otp", _("waiting for the OTP")
@@ -79,6 +81,8 @@ class Hold(models.Model):
     provider_reference = models.CharField(_("provider reference"), max_length=100, blank=True)
     error = models.CharField(_("last error"), max_length=255, blank=True)
     raw = models.JSONField(_("provider answers"), default=list, blank=True)
+    #: While set and in the future, one process is releasing the hold at the provider.
+    releasing_until = models.DateTimeField(_("being released until"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -93,3 +97,29 @@ class Hold(models.Model):
     @property
     def money(self) -> Money:
         return Money(self.amount, self.currency_code, self.currency_divisibility)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in HOLD_FINAL_STATUSES
+
+    def can_become(self, status: str) -> bool:
+        """Holds only move forward: released, expired and failed are final; placed never goes back to pending."""
+        return status == self.status or status in HOLD_FORWARD.get(self.status, frozenset())
+
+
+HOLD_FINAL_STATUSES = frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED})
+HOLD_FORWARD = {
+    Hold.Status.PENDING: frozenset({Hold.Status.PLACED, Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
+    Hold.Status.PLACED: frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
+}
+
+
+class HoldStatusChange(Transition):
+    """One row per real transition of a hold's status: the audit trail and the signals' outbox."""
+
+    hold = models.ForeignKey(Hold, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(Transition.Meta):
+        indexes = [models.Index(fields=("announced_at",), name="invoicepay_holdchg_announced")]
+        verbose_name = _("hold status change")
+        verbose_name_plural = _("hold status changes")

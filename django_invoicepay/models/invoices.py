@@ -17,6 +17,8 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from ..money import Money
+from .otp import OtpGuarded
+from .transitions import Transition
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -74,7 +76,7 @@ class InvoiceManager(models.Manager.from_queryset(InvoiceQuerySet)):
         )
 
 
-class Invoice(models.Model):
+class Invoice(OtpGuarded):
     remote_id = models.CharField(_("remote id"), max_length=64, unique=True)
     reference = models.CharField(_("reference"), max_length=128, blank=True)
     request_reference = models.CharField(_("order reference"), max_length=128, blank=True, db_index=True)
@@ -106,8 +108,6 @@ class Invoice(models.Model):
         verbose_name=_("renews"), help_text=_("The expired invoice this one replaces."),
     )
     public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
-    otp_failures = models.PositiveSmallIntegerField(_("wrong OTP attempts"), default=0, editable=False)
-    otp_locked_until = models.DateTimeField(_("OTP refused until"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -324,20 +324,15 @@ class InvoiceTransaction(models.Model):
         return Money(self.amount, self.currency_code, self.currency_divisibility)
 
 
-class InvoiceStatusChange(models.Model):
-    """One row per real transition of an invoice's status: the audit trail."""
+class InvoiceStatusChange(Transition):
+    """One row per real transition of an invoice's status: the audit trail and the signals' outbox."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="status_changes")
-    from_status = models.CharField(_("from"), max_length=32, blank=True)
-    to_status = models.CharField(_("to"), max_length=32)
-    source = models.CharField(_("delivered by"), max_length=32)
     remote_updated = models.DateTimeField(_("provider time"), null=True, blank=True)
-    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    #: What `invoice_overpaid` / `invoice_underpaid` report, as it was at the transition (minor units).
+    amount = models.BigIntegerField(_("overpaid or outstanding (minor units)"), null=True, blank=True)
 
-    class Meta:
-        ordering = ("created_at", "pk")
+    class Meta(Transition.Meta):
+        indexes = [models.Index(fields=("announced_at",), name="invoicepay_change_announced")]
         verbose_name = _("invoice status change")
         verbose_name_plural = _("invoice status changes")
-
-    def __str__(self) -> str:
-        return f"{self.from_status or '∅'} → {self.to_status} ({self.source})"

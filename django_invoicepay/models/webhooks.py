@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 class WebhookDelivery(models.Model):
     class Status(models.TextChoices):
-        RECEIVED = "received", _("received")  # stored, not processed yet (or being processed)
+        RECEIVED = "received", _("received")  # stored, not processed yet (or being processed: see leased_until)
         PROCESSED = "processed", _("processed")
         IGNORED = "ignored", _("ignored")  # authentic but nothing to do (unknown invoice, other event)
         FAILED = "failed", _("failed")  # processing raised: see `error`; the provider retries
@@ -32,6 +32,9 @@ class WebhookDelivery(models.Model):
     error = models.TextField(_("last error"), blank=True)
     received_at = models.DateTimeField(_("first received"), auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    #: While set and in the future, one process is processing the delivery (its lease).
+    leased_until = models.DateTimeField(_("being processed until"), null=True, blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
 
     class Meta:
         ordering = ("-received_at", "-pk")
@@ -43,3 +46,12 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event or '?'} {self.event_id or ''} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        """Processed or ignored: a repeat of it can be answered `duplicate`."""
+        return self.status in FINISHED
+
+
+FINISHED = frozenset({WebhookDelivery.Status.PROCESSED, WebhookDelivery.Status.IGNORED})
+UNFINISHED = frozenset({WebhookDelivery.Status.RECEIVED, WebhookDelivery.Status.FAILED})

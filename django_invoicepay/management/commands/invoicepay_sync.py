@@ -11,11 +11,15 @@ import sys
 from datetime import datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_invoicepay import deliveries, holds
-from django_invoicepay.polling import sweep
+from django_invoicepay import holds
+from django_invoicepay.models import WebhookDelivery
+from django_invoicepay.models.webhooks import UNFINISHED
+from django_invoicepay.polling import stop_on_signals, sweep
+from django_invoicepay.webhooks import intake
 
 DURATION = re.compile(r"(\d+)([smhd])")
 
@@ -44,13 +48,23 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=4, help="Parallel provider calls (default 4).")
         parser.add_argument("--batch", type=int, default=100, help="Invoices claimed at a time (default 100).")
         parser.add_argument("--webhooks", action="store_true",
-                            help="Process webhook deliveries instead of polling (with --failed).")
+                            help="Only finish webhook deliveries: unprocessed ones, and failed ones due for a retry.")
         parser.add_argument("--failed", action="store_true",
-                            help="With --webhooks: process again failed deliveries and ones stuck unprocessed.")
+                            help="With --webhooks: process every failed delivery again now, whatever its backoff.")
 
     def handle(self, *args, **options) -> None:
-        if options["webhooks"] or options["failed"]:
-            return self.replay(options)
+        try:
+            with stop_on_signals():
+                if options["webhooks"] or options["failed"]:
+                    return self.deliveries(options)
+                return self.poll(options)
+        except KeyboardInterrupt:
+            self.stderr.write("Stopped: claims given back, nothing half-done.")
+            sys.exit(130)
+        except DatabaseError as exc:
+            raise CommandError(f"The database is unavailable ({type(exc).__name__}); run again later.") from exc
+
+    def poll(self, options) -> None:
         if options["concurrency"] < 1 or options["batch"] < 1:
             raise CommandError("--concurrency and --batch must be at least 1.")
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
@@ -74,14 +88,17 @@ class Command(BaseCommand):
         if failed:
             sys.exit(1)
 
-    def replay(self, options) -> None:
-        if not (options["webhooks"] and options["failed"]):
-            raise CommandError("Use --webhooks --failed together to process failed deliveries again.")
-        counts = deliveries.reprocess()
+    def deliveries(self, options) -> None:
+        if options["failed"]:
+            counts = intake.process_all(
+                WebhookDelivery.objects.filter(status__in=UNFINISHED).order_by("received_at", "pk"))
+        else:
+            counts = intake.process_all(intake.due_deliveries())
         total = sum(counts.values())
+        noun = "delivery" if total == 1 else "deliveries"
+        label = f"webhook {noun} again" if options["failed"] else f"pending webhook {noun}"
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        self.stdout.write(f"Processed {total} webhook deliver{'y' if total == 1 else 'ies'} again" +
-                          (f": {detail}." if detail else "."))
+        self.stdout.write(f"Processed {total} {label}" + (f": {detail}." if detail else "."))
         if counts.get("failed"):
             sys.exit(1)
 

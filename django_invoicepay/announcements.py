@@ -1,0 +1,110 @@
+"""Sending the public signals for recorded transitions: at least once, in order per object.
+
+A transition row (`InvoiceStatusChange`, `HoldStatusChange`) is written in the same
+transaction as the change itself. After commit, the process that made it announces the
+object's unannounced transitions, oldest first, each under a short lease so that two
+processes never announce the same one at once, and marks each `announced_at` once its
+receivers have run. A process that dies in between leaves rows unannounced; the polling
+sweep (`announce_due`) sends them later, still in order. Receivers get a stable
+`transition_id`, so they can ignore a repeat (see docs/signals.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DatabaseError, models, transaction
+from django.utils import timezone
+
+from . import leases, signals
+from .models import Hold, HoldStatusChange, Invoice, InvoiceStatusChange
+from .models.transitions import Transition
+from .reconnect import reset_connection
+
+logger = logging.getLogger("django_invoicepay.signals")
+
+#: How long one process may take to run a transition's receivers before another may announce
+#: it again. Receivers should be quick (hand slow work to a task); see docs/signals.md.
+LEASE = 60
+
+
+def _send(signal: Any, sender: type, **kwargs: Any) -> None:
+    for receiver, result in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("A receiver of an invoicepay signal failed: %r", receiver, exc_info=result)
+
+
+def _send_invoice(change: InvoiceStatusChange, invoice: Invoice) -> None:
+    common = {"invoice": invoice, "transition_id": str(change.transition_id)}
+    _send(signals.invoice_status_changed, Invoice, old_status=change.from_status, new_status=change.to_status,
+          **common)
+    if change.to_status == "overpaid":
+        _send(signals.invoice_overpaid, Invoice, amount=change.amount or 0, **common)
+    elif change.to_status == "underpaid":
+        _send(signals.invoice_underpaid, Invoice, outstanding=change.amount or 0, **common)
+    elif change.to_status == "expired":
+        _send(signals.invoice_expired, Invoice, **common)
+
+
+def _send_hold(change: HoldStatusChange, hold: Hold) -> None:
+    _send(signals.hold_status_changed, Hold, hold=hold, old_status=change.from_status, new_status=change.to_status,
+          transition_id=str(change.transition_id))
+
+
+@dataclass(frozen=True)
+class Outbox:
+    model: type[Transition]
+    owner_field: str
+    send: Callable[[Any, Any], None]
+
+    def pending(self, owner_id: int) -> models.QuerySet:
+        return self.model.objects.filter(**{f"{self.owner_field}_id": owner_id, "announced_at__isnull": True})
+
+
+INVOICES = Outbox(InvoiceStatusChange, "invoice", _send_invoice)
+HOLDS = Outbox(HoldStatusChange, "hold", _send_hold)
+
+
+def announce(outbox: Outbox, owner: models.Model) -> int:
+    """Announce `owner`'s unannounced transitions, oldest first; returns how many were sent.
+
+    Stops at the first one another process is announcing: that process goes on with the rest,
+    so the order per object holds.
+    """
+    sent = 0
+    while True:
+        change = outbox.pending(owner.pk).order_by("pk").first()
+        if change is None or not leases.take(outbox.model.objects.filter(pk=change.pk, announced_at__isnull=True),
+                                             "announcing_until", LEASE):
+            return sent
+        outbox.send(change, owner)
+        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now(), announcing_until=None)
+        sent += 1
+
+
+def announce_on_commit(outbox: Outbox, owner: models.Model) -> None:
+    """After the current transaction commits, announce what it recorded (errors are logged: the sweep retries)."""
+    transaction.on_commit(functools.partial(announce, outbox, owner), robust=True)
+
+
+def announce_due(*, limit: int = 500) -> int:
+    """For the sweep: announce every object's transitions that no live process is announcing."""
+    sent = 0
+    for outbox in (INVOICES, HOLDS):
+        owner_ids = (outbox.model.objects.filter(announced_at__isnull=True).filter(leases.free("announcing_until"))
+                     .order_by().values_list(f"{outbox.owner_field}_id", flat=True).distinct()[:limit])
+        owner_model = outbox.model._meta.get_field(outbox.owner_field).related_model
+        for owner in owner_model.objects.filter(pk__in=list(owner_ids)).order_by("pk"):
+            try:
+                sent += announce(outbox, owner)
+            except DatabaseError as exc:  # this object's rows stay unannounced for the next sweep
+                logger.warning("Announcing transitions of %s %s failed: %s", outbox.owner_field, owner.pk,
+                               type(exc).__name__)
+                reset_connection()
+    if sent:
+        logger.info("Announced %d transition(s) that had not been announced", sent)
+    return sent

@@ -1,0 +1,107 @@
+"""What each provider's webhook means: how it is authenticated, what it names, what to do with it.
+
+One `Handler` per provider in `HANDLERS`; the intake and the views know nothing provider-specific.
+A webhook is only a hint: each handler re-reads the object from the provider and applies that
+through the one sync path, so duplicate, late and out-of-order deliveries change nothing they
+should not.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from django.http import HttpRequest
+
+from ..conf import invoicepay_settings
+from ..models import WebhookDelivery
+
+Status = WebhookDelivery.Status
+Outcome = tuple[str, str]  # (the delivery's new status, a note for the log)
+
+#: Rehive events that name an invoice, and where its id is in `data`.
+REHIVE_EVENTS = {
+    "service_payment_requests.request.create": "id",
+    "service_payment_requests.request.update": "id",
+    "service_payment_requests.quote.create": "request",
+    "service_payment_requests.quote.update": "request",
+}
+
+
+@dataclass(frozen=True)
+class Handler:
+    provider: str
+    #: True when the request really comes from the provider.
+    authentic: Callable[[HttpRequest], bool]
+    #: (event name, event id, the id of what it is about) from the parsed body.
+    identify: Callable[[dict], tuple[object, object, object]]
+    #: Act on a stored delivery: (new status, note). Raising means: failed, to be retried.
+    act: Callable[[WebhookDelivery], Outcome]
+    #: The provider's name in log lines.
+    title: str = ""
+    #: The provider's words for success and failure in an answer's `status`.
+    words: tuple[str, str] = ("success", "error")
+    #: Answer messages that differ from the defaults in `intake.MESSAGES`.
+    messages: Mapping[str, str] = field(default_factory=dict)
+
+
+def rehive_authentic(request: HttpRequest) -> bool:
+    """`Authorization: Secret <secret>` compared in constant time. No secret configured: refuse all."""
+    secret = str(invoicepay_settings.REHIVE.get("WEBHOOK_SECRET") or "")
+    scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
+    if not secret or scheme != "Secret":
+        return False
+    return hmac.compare_digest(given.strip().encode(), secret.encode())
+
+
+def rehive_identify(payload: dict) -> tuple[object, object, object]:
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    event = str(payload.get("event") or "")
+    return event, payload.get("id"), data.get(REHIVE_EVENTS.get(event, "id"))
+
+
+def rehive_act(delivery: WebhookDelivery) -> Outcome:
+    from ..invoices import sync
+    from ..models import Invoice
+
+    if delivery.event not in REHIVE_EVENTS:
+        return Status.IGNORED, f"No action for event {delivery.event!r}."
+    invoice = Invoice.objects.filter(remote_id=delivery.object_id).first() if delivery.object_id else None
+    if invoice is None:
+        return Status.IGNORED, "The event names an invoice this shop does not have."
+    sync(invoice, source="webhook")
+    return Status.PROCESSED, ""
+
+
+def onepipe_authentic(request: HttpRequest) -> bool:
+    # OnePipe documents no signature for notifications (docs/webhooks.md): each one is only a hint,
+    # confirmed with transact/query before anything changes.
+    return True
+
+
+def onepipe_identify(payload: dict) -> tuple[object, object, object]:
+    """A transaction notification: request_type, request_ref, details.transaction_ref (docs/hold-funds.md)."""
+    details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+    return payload.get("request_type"), payload.get("request_ref"), details.get("transaction_ref")
+
+
+def onepipe_act(delivery: WebhookDelivery) -> Outcome:
+    from ..holds import refresh_hold
+    from ..models import Hold
+
+    hold = Hold.objects.filter(transaction_ref=delivery.object_id).first() if delivery.object_id else None
+    if hold is None:
+        return Status.IGNORED, "The notification names no hold of this shop."
+    refresh_hold(hold, source="webhook")
+    return Status.PROCESSED, ""
+
+
+HANDLERS: dict[str, Handler] = {
+    "rehive": Handler("rehive", rehive_authentic, rehive_identify, rehive_act, title="Rehive"),
+    "onepipe": Handler(
+        "onepipe", onepipe_authentic, onepipe_identify, onepipe_act, title="OnePipe", words=("Successful", "Failed"),
+        messages={"done": "Notification received.", "duplicate": "Notification already received.",
+                  "failed": "Processing failed; please retry."},
+    ),
+}

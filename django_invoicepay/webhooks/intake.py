@@ -1,0 +1,244 @@
+"""Every webhook delivery goes through here: authenticate, store, lease, process, answer.
+
+- Stored raw before anything else (autocommit), unique per provider and event id, so a delivery
+  is never lost and a repeat is recognised.
+- Processed by one attempt at a time: an attempt takes the delivery's lease with one conditional
+  UPDATE. A repeat that arrives while an attempt runs is answered 503 with Retry-After (the
+  provider retries it); a lease left by a killed process lapses after `processing_lease()`
+  seconds, and the next repeat or polling sweep processes the delivery at once.
+- Answered `duplicate` only when an earlier attempt finished (processed or ignored).
+- A database error at any step is a 503 with Retry-After, never a 500; the failure is recorded
+  on a fresh connection, with its traceback and without secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+
+from .. import leases
+from ..masking import redact_secrets
+from ..models import WebhookDelivery
+from ..models.webhooks import UNFINISHED
+from ..reconnect import on_fresh_connection, reset_connection
+from .handlers import HANDLERS, Handler
+
+logger = logging.getLogger("django_invoicepay.webhooks")
+
+Status = WebhookDelivery.Status
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-csrftoken", "x-api-key"})
+RETRY_AFTER = 30
+MESSAGES = {
+    "unauthenticated": "Authentication failed.",
+    "malformed": "The body is not a JSON object.",
+    "duplicate": "Already received.",
+    "busy": "This event is being processed; retry later.",
+    "failed": "Processing failed; it will be retried.",
+    "unavailable": "Temporarily unavailable; retry later.",
+    "queued": "queued",
+}
+
+
+class ProcessingFailed(Exception):
+    """The handler raised: recorded on the delivery; the provider should retry."""
+
+
+def processing_lease() -> int:
+    """Seconds one attempt may take: two provider calls (an object and its transactions) with every
+    retry. Longer, and a killed attempt blocks its repeats longer; shorter, and a slow attempt could
+    be overtaken by a second one."""
+    return leases.provider_call_budget(2)
+
+
+# -- storing ---------------------------------------------------------------------------------------
+
+
+def storable(text: str) -> str:
+    """PostgreSQL cannot store NUL in text: it is kept as U+FFFD (the body is otherwise stored as received)."""
+    return text.replace("\x00", "\ufffd")
+
+
+def safe_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers minus anything that carries a secret."""
+    return {storable(name): storable(value) for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
+
+
+def record(handler: Handler, *, body: bytes, headers: dict[str, str], source_ip: str | None) -> WebhookDelivery:
+    """Store the delivery (autocommit, outside any processing transaction), or count a repeat of it."""
+    text = body.decode("utf-8", errors="replace")
+    common = {"provider": handler.provider, "body": storable(text), "headers": safe_headers(headers),
+              "source_ip": source_ip}
+    try:
+        payload = json.loads(text)
+        if not isinstance(payload, dict):
+            raise ValueError("not an object")
+    except (ValueError, RecursionError):
+        delivery = WebhookDelivery.objects.create(status=Status.MALFORMED, **common)
+        logger.warning("%s webhook %s: the body is not a JSON object", handler.provider, delivery.pk)
+        return delivery
+    event, event_id, object_id = (storable(str(value or ""))[:128] for value in handler.identify(payload))
+    try:
+        with transaction.atomic():
+            return WebhookDelivery.objects.create(event=event, event_id=event_id or None, object_id=object_id,
+                                                  **common)
+    except IntegrityError:
+        repeats = WebhookDelivery.objects.filter(provider=handler.provider, event_id=event_id)
+        repeats.update(deliveries=F("deliveries") + 1)
+        delivery = repeats.get()
+        logger.info("%s webhook %s delivered again (%s)", handler.provider, event_id, delivery.status)
+        return delivery
+
+
+# -- processing ------------------------------------------------------------------------------------
+
+
+def claim(delivery: WebhookDelivery, *, statuses: frozenset[str] = UNFINISHED) -> bool:
+    """Take the delivery's processing lease (and count the attempt); False when another attempt holds it."""
+    rows = WebhookDelivery.objects.filter(pk=delivery.pk, status__in=statuses)
+    return bool(leases.take(rows, "leased_until", processing_lease(), attempts=F("attempts") + 1,
+                            last_attempt_at=timezone.now()))
+
+
+def process(delivery: WebhookDelivery) -> str:
+    """Act on a delivery whose lease this process holds; returns its new status.
+
+    Raises ProcessingFailed (recorded on the delivery, lease given back) when the handler fails.
+    """
+    try:
+        status, note = HANDLERS[delivery.provider].act(delivery)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=status, error=note, processed_at=timezone.now(),
+                                                              leased_until=None)
+    except Exception as exc:
+        record_failure(delivery, exc)
+        raise ProcessingFailed from exc
+    return status
+
+
+def record_failure(delivery: WebhookDelivery, exc: BaseException) -> None:
+    """Mark the delivery failed with its traceback (secrets removed), on a fresh connection if need be."""
+    logger.error("%s webhook %s (%s) failed: %s", delivery.provider, delivery.event_id, delivery.event,
+                 type(exc).__name__)
+    error = redact_secrets("".join(traceback.format_exception(exc)))
+    unfinished = WebhookDelivery.objects.filter(pk=delivery.pk, status__in=UNFINISHED)
+    try:
+        on_fresh_connection(lambda: unfinished.update(status=Status.FAILED, error=error, leased_until=None))
+    except DatabaseError:  # the lease lapses by itself; the provider's retry or the sweep finds it
+        logger.error("%s webhook %s: the failure could not be recorded either", delivery.provider, delivery.event_id)
+
+
+def claim_and_process(delivery_id: int) -> str:
+    """What a task worker runs: process the delivery unless it is finished or another attempt holds it."""
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    if delivery.is_finished:
+        return delivery.status
+    if not claim(delivery):
+        return "busy"
+    return process(delivery)
+
+
+def _backoff(attempts: int) -> int:
+    """Seconds before the sweep retries a delivery that failed `attempts` times: 30 s doubling, at most an hour."""
+    return min(30 * 2 ** max(attempts - 1, 0), 3600)
+
+
+#: The sweep gives up on a delivery after this many failed attempts (the admin and `--failed` still can).
+MAX_AUTOMATIC_ATTEMPTS = 10
+
+
+def due_deliveries(*, limit: int = 200) -> list[WebhookDelivery]:
+    """Unfinished deliveries no attempt holds: never processed (the process died first, or a worker has
+    not got to it yet) or failed and due again by their backoff."""
+    now = timezone.now()
+    free = WebhookDelivery.objects.filter(leases.free("leased_until", now)).order_by("received_at", "pk")
+    waiting = list(free.filter(status=Status.RECEIVED)[:limit])
+    failed = free.filter(status=Status.FAILED, attempts__lt=MAX_AUTOMATIC_ATTEMPTS)[:limit]
+    retry = [d for d in failed if d.last_attempt_at is None
+             or (now - d.last_attempt_at).total_seconds() >= _backoff(d.attempts)]
+    return (waiting + retry)[:limit]
+
+
+def process_all(deliveries: QuerySet | list[WebhookDelivery], *, statuses: frozenset[str] = UNFINISHED
+                ) -> dict[str, int]:
+    """Claim and process each delivery in turn (sweep, command, admin); returns counts by outcome.
+
+    One delivery's failure, or a dropped connection, costs that delivery only.
+    """
+    counts: dict[str, int] = {}
+    for delivery in deliveries:
+        try:
+            outcome = process(delivery) if claim(delivery, statuses=statuses) else "busy"
+        except ProcessingFailed:
+            outcome = Status.FAILED
+        except DatabaseError as exc:
+            logger.warning("Webhook delivery %s could not be processed now: %s", delivery.pk, type(exc).__name__)
+            reset_connection()
+            outcome = Status.FAILED
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+# -- answering -------------------------------------------------------------------------------------
+
+
+def answer(handler: Handler, status: int, key: str, *, retry_after: int | None = None, **extra) -> JsonResponse:
+    """The provider's own answer shape: {"status": <its word for success or failure>, "message": ...}."""
+    word = handler.words[0] if status < 400 else handler.words[1]
+    message = handler.messages.get(key) or MESSAGES.get(key) or key
+    response = JsonResponse({"status": word, "message": message, **extra}, status=status)
+    if status == 503:
+        response["Retry-After"] = str(retry_after or RETRY_AFTER)
+    return response
+
+
+@dataclass
+class Intake:
+    """One request to a receiver, from authentication to the answer."""
+
+    handler: Handler
+    request: HttpRequest
+    delivery: WebhookDelivery | None = None
+
+    def run(self) -> JsonResponse:
+        try:
+            return self._run()
+        except DatabaseError as exc:
+            logger.error("%s webhook: database error (%s); answered 503 for a retry", self.handler.provider,
+                         type(exc).__name__)
+            if self.delivery is not None:
+                record_failure(self.delivery, exc)
+            return answer(self.handler, 503, "unavailable")
+
+    def _run(self) -> JsonResponse:
+        from ..tasks import enqueue_webhook, queueing
+
+        handler, request = self.handler, self.request
+        if not handler.authentic(request):
+            logger.warning("Refused a %s webhook from %s: missing or wrong secret", handler.title,
+                           request.META.get("REMOTE_ADDR"))
+            return answer(handler, 401, "unauthenticated")
+        self.delivery = delivery = record(handler, body=request.body, headers=dict(request.headers),
+                                          source_ip=request.META.get("REMOTE_ADDR"))
+        if delivery.status == Status.MALFORMED:
+            return answer(handler, 400, "malformed")
+        if delivery.is_finished:
+            return answer(handler, 200, "duplicate", duplicate=True)
+        if queueing():  # the provider gets its answer at once; a worker processes (and a repeat re-queues)
+            enqueue_webhook(delivery.pk)
+            return answer(handler, 202, "queued")
+        if not claim(delivery):
+            delivery.refresh_from_db(fields=["leased_until", "status"])
+            if delivery.is_finished:
+                return answer(handler, 200, "duplicate", duplicate=True)
+            return answer(handler, 503, "busy", retry_after=leases.seconds_left(delivery.leased_until))
+        try:
+            status = process(delivery)
+        except ProcessingFailed:
+            return answer(handler, 503, "failed")
+        return answer(handler, 200, "done" if "done" in handler.messages else status)

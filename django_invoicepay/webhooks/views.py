@@ -1,0 +1,34 @@
+"""Webhook receivers: `invoicepay/webhooks/rehive/` and `invoicepay/webhooks/onepipe/`.
+
+Thin: everything happens in `intake`. Answers: 401 (not authentic), 400 (not JSON), 200
+(processed, ignored, or `"duplicate": true` for a repeat of a finished event), 202 (queued on
+the task backend), 503 with Retry-After (processing failed, is in progress elsewhere, or the
+database is unavailable: the provider retries with the same event id). Never 500.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from .handlers import HANDLERS
+from .intake import Intake
+
+
+def receiver(provider: str):
+    """The view for one provider's webhooks (never inside ATOMIC_REQUESTS: the delivery is stored first)."""
+
+    @csrf_exempt
+    @require_POST
+    @transaction.non_atomic_requests
+    def receive(request: HttpRequest) -> JsonResponse:
+        return Intake(HANDLERS[provider], request).run()
+
+    receive.__name__ = receive.__qualname__ = provider
+    return receive
+
+
+rehive = receiver("rehive")
+onepipe = receiver("onepipe")
