@@ -29,7 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -169,6 +169,8 @@ def _apply_and_reschedule(fetched: Fetched) -> str:
     if error is None:
         try:
             fresh = apply_invoice(data, source="poll", transactions=txs) or invoice
+        except (OperationalError, InterfaceError):
+            raise  # the connection, not the invoice: its claim is given back, so the next sweep polls it at once
         except Exception as exc:  # noqa: BLE001 - e.g. a shop's order adapter failing: retried later
             error = exc
     if error is not None:
