@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ logger = logging.getLogger("django_invoicepay.webhooks")
 Status = WebhookDelivery.Status
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-csrftoken", "x-api-key"})
 RETRY_AFTER = 30
+#: How long a repeat waits for an attempt in progress elsewhere before it is answered 503 (well within
+#: the provider's 5 s): a concurrent duplicate usually gets its `duplicate` answer instead of a retry.
+IN_FLIGHT_WAIT = 2.0
 MESSAGES = {
     "unauthenticated": "Authentication failed.",
     "malformed": "The body is not a JSON object.",
@@ -232,11 +236,14 @@ class Intake:
         if queueing():  # the provider gets its answer at once; a worker processes (and a repeat re-queues)
             enqueue_webhook(delivery.pk)
             return answer(handler, 202, "queued")
-        if not claim(delivery):
+        waited_until = time.monotonic() + IN_FLIGHT_WAIT
+        while not claim(delivery):  # another attempt is processing it: usually done in a few milliseconds
             delivery.refresh_from_db(fields=["leased_until", "status"])
             if delivery.is_finished:
                 return answer(handler, 200, "duplicate", duplicate=True)
-            return answer(handler, 503, "busy", retry_after=leases.seconds_left(delivery.leased_until))
+            if time.monotonic() >= waited_until:
+                return answer(handler, 503, "busy", retry_after=leases.seconds_left(delivery.leased_until))
+            time.sleep(0.05)
         try:
             status = process(delivery)
         except ProcessingFailed:
