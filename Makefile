@@ -2,6 +2,7 @@
 #   make demo   set up, migrate and run the example shop on http://127.0.0.1:8000 (SQLite + sandbox)
 #   make test   set up and run the whole suite (lint, migrations check, docs build, tests) on SQLite
 # Extra:  make test-postgres / make test-mariadb  (servers on 127.0.0.1), make test-reliability,
+#         make test-breakages (each removed safety mechanism must turn the reliability suite red),
 #         make lint, make docs
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ DJANGO ?=
 PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-postgres test-mariadb test-reliability lint docs clean install
+.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages lint docs clean install
 
 install: $(STAMP)
 
@@ -44,6 +45,11 @@ test-mariadb:
 test-reliability:
 	$(MAKE) install EXTRAS=test,postgres,mysql
 	$(PY) -m pytest -m reliability -s $(PYTEST_ARGS)
+
+# Each deliberate breakage of a safety mechanism must turn the reliability suite red (slow: ~a run each).
+test-breakages:
+	$(MAKE) install EXTRAS=test,postgres,mysql
+	$(PY) -m tests.reliability.breakages $(BREAKAGE_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict

@@ -212,9 +212,9 @@ class Intake:
     def run(self) -> JsonResponse:
         try:
             return self._run()
-        except DatabaseError as exc:
-            logger.error("%s webhook: database error (%s); answered 503 for a retry", self.handler.provider,
-                         type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a database, queue or cache outage: the provider retries
+            logger.error("%s webhook: %s; answered 503 for a retry", self.handler.title, type(exc).__name__,
+                         exc_info=not isinstance(exc, DatabaseError))
             if self.delivery is not None:
                 record_failure(self.delivery, exc)
             return answer(self.handler, 503, "unavailable")
