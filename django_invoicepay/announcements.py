@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, models, transaction
@@ -30,36 +31,49 @@ logger = logging.getLogger("django_invoicepay.signals")
 #: How long one process may take to run a transition's receivers before another may announce
 #: it again. Receivers should be quick (hand slow work to a task); see docs/signals.md.
 LEASE = 60
+#: A transition whose receivers raised is sent again (to every receiver) after a backoff, this many
+#: times in all; then it is given up, with an error in the log.
+MAX_ATTEMPTS = 5
 
 
-def _send(signal: Any, sender: type, **kwargs: Any) -> None:
+def retry_delay(attempts: int) -> int:
+    """Seconds before a transition whose receivers failed `attempts` times is sent again: 10, 20, 40, 80."""
+    return 10 * 2 ** max(attempts - 1, 0)
+
+
+def _send(signal: Any, sender: type, **kwargs: Any) -> int:
+    """Send robustly; returns how many receivers raised (each is logged with its traceback)."""
+    failed = 0
     for receiver, result in signal.send_robust(sender=sender, **kwargs):
         if isinstance(result, Exception):
+            failed += 1
             logger.error("A receiver of an invoicepay signal failed: %r", receiver, exc_info=result)
+    return failed
 
 
-def _send_invoice(change: InvoiceStatusChange, invoice: Invoice) -> None:
+def _send_invoice(change: InvoiceStatusChange, invoice: Invoice) -> int:
     common = {"invoice": invoice, "transition_id": str(change.transition_id)}
-    _send(signals.invoice_status_changed, Invoice, old_status=change.from_status, new_status=change.to_status,
-          **common)
+    failed = _send(signals.invoice_status_changed, Invoice, old_status=change.from_status,
+                   new_status=change.to_status, **common)
     if change.to_status == "overpaid":
-        _send(signals.invoice_overpaid, Invoice, amount=change.amount or 0, **common)
+        failed += _send(signals.invoice_overpaid, Invoice, amount=change.amount or 0, **common)
     elif change.to_status == "underpaid":
-        _send(signals.invoice_underpaid, Invoice, outstanding=change.amount or 0, **common)
+        failed += _send(signals.invoice_underpaid, Invoice, outstanding=change.amount or 0, **common)
     elif change.to_status == "expired":
-        _send(signals.invoice_expired, Invoice, **common)
+        failed += _send(signals.invoice_expired, Invoice, **common)
+    return failed
 
 
-def _send_hold(change: HoldStatusChange, hold: Hold) -> None:
-    _send(signals.hold_status_changed, Hold, hold=hold, old_status=change.from_status, new_status=change.to_status,
-          transition_id=str(change.transition_id))
+def _send_hold(change: HoldStatusChange, hold: Hold) -> int:
+    return _send(signals.hold_status_changed, Hold, hold=hold, old_status=change.from_status,
+                 new_status=change.to_status, transition_id=str(change.transition_id))
 
 
 @dataclass(frozen=True)
 class Outbox:
     model: type[Transition]
     owner_field: str
-    send: Callable[[Any, Any], None]
+    send: Callable[[Any, Any], int]  # sends a transition's signals; returns how many receivers raised
 
     def pending(self, owner_id: int) -> models.QuerySet:
         return self.model.objects.filter(**{f"{self.owner_field}_id": owner_id, "announced_at__isnull": True})
@@ -81,8 +95,19 @@ def announce(outbox: Outbox, owner: models.Model) -> int:
         if change is None or not leases.take(outbox.model.objects.filter(pk=change.pk, announced_at__isnull=True),
                                              "announcing_until", LEASE):
             return sent
-        outbox.send(change, owner)
-        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now(), announcing_until=None)
+        failed = outbox.send(change, owner)
+        attempts = change.announce_attempts + 1
+        row = outbox.model.objects.filter(pk=change.pk)
+        if failed and attempts < MAX_ATTEMPTS:  # send again later; the object's later transitions wait
+            delay = retry_delay(attempts)
+            row.update(announcing_until=timezone.now() + timedelta(seconds=delay), announce_attempts=attempts)
+            logger.warning("Transition %s: %d receiver(s) failed; sending it again in %d s", change.transition_id,
+                           failed, delay)
+            return sent
+        if failed:
+            logger.error("Transition %s: receivers still failing after %d attempts; given up", change.transition_id,
+                         attempts)
+        row.update(announced_at=timezone.now(), announcing_until=None, announce_attempts=attempts)
         sent += 1
 
 

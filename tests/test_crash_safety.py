@@ -252,6 +252,35 @@ def test_unannounced_transitions_go_out_in_order_and_never_while_another_process
     assert received_transitions(fired) == [("initiated", "processing", ids[0]), ("processing", "paid", ids[1])]
 
 
+def test_a_transition_whose_receiver_failed_is_sent_again_later_and_the_next_waits(invoice, rehive, fired):
+    from django_invoicepay.signals import invoice_status_changed
+
+    calls = []
+
+    def flaky(sender, transition_id, new_status, **kwargs):  # its database connection dropped, once
+        calls.append(new_status)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    invoice_status_changed.connect(flaky, weak=False, dispatch_uid="flaky")
+    try:
+        sandbox.choose_processor(invoice.remote_id, "native")
+        apply_invoice(rehive.get_invoice(invoice.remote_id), source="webhook")  # announced at once: fails
+        sandbox.pay(invoice.remote_id)
+        apply_invoice(rehive.get_invoice(invoice.remote_id), source="webhook")  # waits behind it
+        assert calls == ["processing"]
+        first = InvoiceStatusChange.objects.get(to_status="processing")
+        assert (first.announced_at, first.announce_attempts) == (None, 1)
+        assert sweep().announced == 0  # not before its retry delay (10 s)
+        InvoiceStatusChange.objects.filter(pk=first.pk).update(announcing_until=timezone.now())
+        assert sweep().announced == 2
+    finally:
+        invoice_status_changed.disconnect(dispatch_uid="flaky")
+    assert calls == ["processing", "processing", "paid"]
+    first_id = str(first.transition_id)
+    assert [t for _, new, t in received_transitions(fired) if new == "processing"] == [first_id, first_id]
+
+
 def test_overpaid_and_underpaid_keep_the_amount_of_their_moment(invoice, rehive, fired):
     sandbox.choose_processor(invoice.remote_id, "bank_transfer")
     sandbox.underpay(invoice.remote_id, by=300)

@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='recorded at')),
                 ('announced_at', models.DateTimeField(blank=True, null=True, verbose_name='signals sent at')),
                 ('announcing_until', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='being announced until')),
+                ('announce_attempts', models.PositiveSmallIntegerField(default=0, editable=False, verbose_name='times announced')),
             ],
             options={
                 'verbose_name': 'hold status change',
@@ -75,6 +76,11 @@ class Migration(migrations.Migration):
             model_name='invoicestatuschange',
             name='announced_at',
             field=models.DateTimeField(blank=True, null=True, verbose_name='signals sent at'),
+        ),
+        migrations.AddField(
+            model_name='invoicestatuschange',
+            name='announce_attempts',
+            field=models.PositiveSmallIntegerField(default=0, editable=False, verbose_name='times announced'),
         ),
         migrations.AddField(
             model_name='invoicestatuschange',

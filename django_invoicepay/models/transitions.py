@@ -21,8 +21,10 @@ class Transition(models.Model):
     source = models.CharField(_("delivered by"), max_length=32)
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
     announced_at = models.DateTimeField(_("signals sent at"), null=True, blank=True)
-    #: While set and in the future, one process is sending this transition's signals.
+    #: While set and in the future, one process is sending this transition's signals (or, after a
+    #: receiver failed, the time before which they are not sent again).
     announcing_until = models.DateTimeField(_("being announced until"), null=True, blank=True, editable=False)
+    announce_attempts = models.PositiveSmallIntegerField(_("times announced"), default=0, editable=False)
 
     class Meta:
         abstract = True

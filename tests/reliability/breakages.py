@@ -49,10 +49,9 @@ BREAKAGES = (
              'return bool(rows.update(leased_until=timezone.now(),', (LOAD, CRASHES)),
     Breakage("no announcement record (marked announced before the receivers run)",
              "django_invoicepay/announcements.py",
-             "        outbox.send(change, owner)\n        outbox.model.objects.filter(pk=change.pk).update("
-             "announced_at=timezone.now(), announcing_until=None)\n",
-             "        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now(), "
-             "announcing_until=None)\n        outbox.send(change, owner)\n", (CRASHES,)),
+             "        failed = outbox.send(change, owner)\n",
+             "        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now())\n"
+             "        failed = outbox.send(change, owner)\n", (CRASHES,)),
 )
 
 
