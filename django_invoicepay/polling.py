@@ -67,6 +67,7 @@ class SweepResult:
     seconds: float = 0.0
     deliveries: dict = field(default_factory=dict)  # webhook deliveries finished, by outcome
     announced: int = 0  # transitions whose signals a dead process had left unsent
+    interrupted: str = ""  # why the sweep stopped early (the database stayed unreachable), if it did
 
     @property
     def polled(self) -> int:
@@ -74,7 +75,8 @@ class SweepResult:
 
     def as_dict(self) -> dict:
         return {"polled": self.polled, **{k: self.outcomes.get(k, 0) for k in ("changed", "unchanged", "failed")},
-                "seconds": round(self.seconds, 3), "deliveries": dict(self.deliveries), "announced": self.announced}
+                "seconds": round(self.seconds, 3), "deliveries": dict(self.deliveries), "announced": self.announced,
+                "interrupted": self.interrupted}
 
     def summary(self) -> str:
         d = self.as_dict()
@@ -86,6 +88,8 @@ class SweepResult:
                          f"{'y' if sum(self.deliveries.values()) == 1 else 'ies'}: {detail}.")
         if self.announced:
             lines.append(f"Sent the signals of {self.announced} transition(s) left unannounced.")
+        if self.interrupted:
+            lines.append(f"Stopped early: {self.interrupted}; the next run goes on.")
         return "\n".join(lines)
 
 
@@ -207,10 +211,14 @@ def _give_back(ids: set[int]) -> None:
 
 
 def _renew(ids: set[int]) -> None:
-    """Still working on these: extend their claims by another LEASE."""
+    """Still working on these: extend their claims by another LEASE (if the database is away, they may lapse
+    and another poller fetch them too, which the sync path makes harmless)."""
     if ids:
         until = timezone.now() + timedelta(seconds=LEASE)
-        on_fresh_connection(lambda: PollSchedule.objects.filter(pk__in=ids).update(leased_until=until))
+        try:
+            on_fresh_connection(lambda: PollSchedule.objects.filter(pk__in=ids).update(leased_until=until))
+        except DatabaseError:
+            logger.warning("Could not renew %d claim(s)", len(ids))
 
 
 def _poll_batch(claimed: list[Invoice], *, concurrency: int, settled: Callable[[str], None]) -> None:
@@ -267,16 +275,31 @@ def sweep(
 
     An unfiltered sweep first finishes unfinished webhook deliveries and sends the signals of
     transitions a dead process left unannounced. A dropped connection costs one invoice (or one
-    retry of a claim), never the sweep.
+    retry of a claim), never the sweep: when the database stays unreachable the sweep stops early
+    and says so in `result.interrupted` instead of raising.
     """
     started = time.monotonic()
-    invoices = list(invoices)
+    invoices, statuses = list(invoices), list(statuses)
     result = SweepResult()
     force = bool(invoices or statuses or include_final)
     if not (force or since):
         result.deliveries = recover_deliveries()
-        result.announced = announcements.announce_due()
-    qs = candidates(invoices=invoices, statuses=statuses, since=since, include_final=include_final)
+        result.announced = _announce_due()
+    try:
+        _poll_due(result, candidates(invoices=invoices, statuses=statuses, since=since, include_final=include_final),
+                  force=force, concurrency=concurrency, batch=batch, progress=progress)
+    except DatabaseError as exc:
+        result.interrupted = f"the database is unavailable ({type(exc).__name__})"
+        logger.warning("Sweep stopped early: %s; the next sweep goes on", result.interrupted)
+        reset_connection()
+    result.seconds = time.monotonic() - started
+    if result.polled or result.deliveries or result.announced:
+        logger.info(result.summary())
+    return result
+
+
+def _poll_due(result: SweepResult, qs: QuerySet[Invoice], *, force: bool, concurrency: int, batch: int,
+              progress: Callable[[int, int], None] | None) -> None:
     on_fresh_connection(lambda: ensure_schedules(qs))
     total = on_fresh_connection(qs.count)
     done: set[int] = set()
@@ -289,7 +312,7 @@ def sweep(
     while True:
         ids = on_fresh_connection(lambda: claim(qs.exclude(pk__in=done), limit=batch, force=force))
         if not ids:
-            break
+            return
         done.update(ids)
         try:
             claimed = on_fresh_connection(lambda ids=ids: list(
@@ -298,10 +321,15 @@ def sweep(
             _give_back(set(ids))
             raise
         _poll_batch(claimed, concurrency=concurrency, settled=settled)
-    result.seconds = time.monotonic() - started
-    if result.polled or result.deliveries or result.announced:
-        logger.info(result.summary())
-    return result
+
+
+def _announce_due() -> int:
+    try:
+        return announcements.announce_due()
+    except DatabaseError as exc:
+        logger.warning("Announcing transitions failed: %s; the next sweep tries again", type(exc).__name__)
+        reset_connection()
+        return 0
 
 
 def recover_deliveries() -> dict[str, int]:

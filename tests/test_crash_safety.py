@@ -386,6 +386,14 @@ def test_a_dropped_connection_costs_one_invoice_not_the_sweep(open_invoices):
     assert set(Invoice.objects.values_list("status", flat=True)) == {"paid"}
 
 
+def test_a_database_that_stays_away_stops_the_sweep_without_a_traceback(open_invoices):
+    with dropped_connection("update", "invoicepay_pollschedule", "leased_until", times=2):  # claim, and its retry
+        result = sweep()
+    assert result.interrupted == "the database is unavailable (OperationalError)"
+    assert "Stopped early: the database is unavailable (OperationalError); the next run goes on." in result.summary()
+    assert sweep().outcomes["changed"] == 4
+
+
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_a_stopped_poller_gives_its_claims_back(open_invoices, concurrency):
     def stop_after_first(done, total):

@@ -78,7 +78,7 @@ class Command(BaseCommand):
         if tty and result.polled:
             self.stdout.write("")
         self.stdout.write(result.summary())
-        failed = bool(result.outcomes.get("failed"))
+        failed = bool(result.outcomes.get("failed") or result.interrupted)
         if not options["invoice"]:  # holds are refreshed on every general run
             counts = holds.refresh_open_holds()
             if counts:
