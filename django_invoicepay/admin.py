@@ -1,8 +1,21 @@
-"""Admin for the mirror: read-only (the provider is the source of truth), with sync and cancel actions."""
+"""Admin for the mirror: read-only (the provider is the source of truth), with actions.
+
+Every action names the permission it needs (`@admin.action(permissions=...)`), so Django neither
+offers it to nor runs it for a staff user without that permission (a POSTed action name is refused
+like an unknown one). Actions that move money or state at a provider need a dedicated permission
+(`invoicepay.cancel_invoice`, `refund_invoice`, `renew_invoice`, `release_hold`,
+`reprocess_webhookdelivery`); refreshing the mirror from the provider needs the model's `change`
+permission. No page edits a row: provider state changes through the services only. See
+docs/security.md, "Admin permissions".
+
+No `date_hierarchy`: on MySQL/MariaDB it needs the server's time zone tables (without them
+CONVERT_TZ gives NULL and the list is a 500); the date filters used here compare plain ranges.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.utils.translation import gettext_lazy as _
 
 from . import holds
@@ -18,7 +31,7 @@ from .models import (
     Refund,
     WebhookDelivery,
 )
-from .webhooks import intake
+from .webhooks import bodies, intake
 
 MIRROR_HIDDEN = ("raw",)
 
@@ -56,6 +69,32 @@ class HoldStatusChangeInline(StatusChangeInline):
     model = HoldStatusChange
 
 
+def _has_perm(modeladmin: admin.ModelAdmin, request, action: str) -> bool:
+    """Whether the user holds `<app_label>.<action>_<model>`, e.g. `invoicepay.cancel_invoice`."""
+    opts = modeladmin.opts
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+class MirrorAdmin(admin.ModelAdmin):
+    """Shows provider state; never adds, edits or deletes it (the services change it, under a lock).
+
+    The model's `change` permission grants "refresh from the provider" (`has_sync_permission`), not
+    editing: a change form saved here would write the whole row back from a stale read.
+    """
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_sync_permission(self, request) -> bool:
+        return _has_perm(self, request, "change")
+
+
 def _run(modeladmin, request, queryset, action, done: str) -> None:
     ok = 0
     for invoice in queryset:
@@ -68,22 +107,22 @@ def _run(modeladmin, request, queryset, action, done: str) -> None:
         modeladmin.message_user(request, f"{done}: {ok}", messages.SUCCESS)
 
 
-@admin.action(description=_("Sync from the provider"))
+@admin.action(description=_("Sync from the provider"), permissions=["sync"])
 def sync_invoices(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, lambda i: i.sync(source="admin"), "Synced")
 
 
-@admin.action(description=_("Cancel at the provider"))
+@admin.action(description=_("Cancel at the provider"), permissions=["cancel"])
 def cancel_invoices(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, lambda i: i.cancel(), "Cancelled")
 
 
-@admin.action(description=_("Refund the overpayment"))
+@admin.action(description=_("Refund the overpayment"), permissions=["refund"])
 def refund_overpayments(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, lambda i: i.refund_overpayment(), "Refunded")
 
 
-@admin.action(description=_("Renew (expired invoices)"))
+@admin.action(description=_("Renew (expired invoices)"), permissions=["renew"])
 def renew_invoices(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, lambda i: i.renew(), "Renewed")
 
@@ -95,7 +134,7 @@ class RefundInline(ReadOnlyInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(MirrorAdmin):
     list_display = ("reference", "status", "request_reference", "amount_display", "primary_processor",
                     "created_at")
     list_filter = ("status", "primary_processor")
@@ -111,14 +150,17 @@ class InvoiceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    def has_cancel_permission(self, request) -> bool:
+        return _has_perm(self, request, "cancel")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    def has_refund_permission(self, request) -> bool:
+        return _has_perm(self, request, "refund")
+
+    def has_renew_permission(self, request) -> bool:
+        return _has_perm(self, request, "renew")
 
 
-@admin.action(description=_("Process again"))
+@admin.action(description=_("Process again"), permissions=["reprocess"])
 def reprocess_deliveries(modeladmin, request, queryset) -> None:
     # Any delivery but a malformed one, finished ones included (to apply a fixed handler again).
     statuses = frozenset(WebhookDelivery.Status.values) - {WebhookDelivery.Status.MALFORMED}
@@ -129,26 +171,31 @@ def reprocess_deliveries(modeladmin, request, queryset) -> None:
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(MirrorAdmin):
     """The webhook log: read-only, as received (headers without secrets), with a way to replay."""
 
     list_display = ("received_at", "provider", "event", "event_id", "object_id", "status", "deliveries", "attempts")
-    list_filter = ("provider", "status", "event")
+    # Not date_hierarchy (see the module's docstring): this filter compares plain datetime ranges.
+    list_filter = ("provider", "status", "event", ("received_at", admin.DateFieldListFilter))
     search_fields = ("event_id", "object_id")
     actions = (reprocess_deliveries,)
-    date_hierarchy = "received_at"
+
+    def get_fields(self, request, obj=None):
+        return [f.name if f.name != "body" else "masked_body" for f in self.model._meta.fields]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return self.get_fields(request, obj)
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    @admin.display(description=_("body (personal fields masked)"))
+    def masked_body(self, obj: WebhookDelivery) -> str:
+        """Never the raw body: it may carry payers' e-mails, mobile numbers or codes."""
+        return bodies.masked_text(obj.body, indent=2) or _("(not JSON: not shown)")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    def has_reprocess_permission(self, request) -> bool:
+        return _has_perm(self, request, "reprocess")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(MirrorAdmin):
     """Provider state is changed by the services only; the admin shows it and offers actions."""
 
     hidden: tuple[str, ...] = ()
@@ -158,12 +205,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class HoldInline(ReadOnlyInline):
@@ -181,12 +222,12 @@ class HoldConsentAdmin(ReadOnlyAdmin):
     inlines = (HoldInline,)
 
 
-@admin.action(description=_("Release the hold"))
+@admin.action(description=_("Release the hold"), permissions=["release"])
 def release_holds(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, holds.release_hold, "Released")
 
 
-@admin.action(description=_("Refresh from OnePipe"))
+@admin.action(description=_("Refresh from OnePipe"), permissions=["sync"])
 def refresh_holds(modeladmin, request, queryset) -> None:
     _run(modeladmin, request, queryset, holds.refresh_hold, "Refreshed")
 
@@ -199,6 +240,9 @@ class HoldAdmin(ReadOnlyAdmin):
     hidden = ("raw",)
     actions = (release_holds, refresh_holds)
     inlines = (HoldStatusChangeInline,)
+
+    def has_release_permission(self, request) -> bool:
+        return _has_perm(self, request, "release")
 
     @admin.display(description=_("amount"))
     def amount_display(self, obj: Hold) -> str:

@@ -118,6 +118,12 @@ class Invoice(OtpGuarded):
         indexes = [models.Index(fields=("content_type", "object_id"), name="invoicepay_invoice_order")]
         verbose_name = _("invoice")
         verbose_name_plural = _("invoices")
+        # Admin actions that act at the provider (docs/security.md, "Admin permissions").
+        permissions = [
+            ("cancel_invoice", "Can cancel invoices at the provider"),
+            ("refund_invoice", "Can refund an invoice's overpayment to the payer"),
+            ("renew_invoice", "Can renew expired invoices (a new invoice at the provider)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reference or self.remote_id} ({self.status})"

@@ -43,6 +43,8 @@ class WebhookDelivery(models.Model):
         ]
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
+        # Admin actions that act on provider state (docs/security.md, "Admin permissions").
+        permissions = [("reprocess_webhookdelivery", "Can process webhook deliveries again")]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event or '?'} {self.event_id or ''} ({self.status})"
