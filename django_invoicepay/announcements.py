@@ -22,7 +22,7 @@ from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
 from . import leases, signals
-from .models import Hold, HoldStatusChange, Invoice, InvoiceStatusChange
+from .models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange, Invoice, InvoiceStatusChange
 from .models.transitions import Transition
 from .reconnect import reset_connection
 
@@ -69,6 +69,11 @@ def _send_hold(change: HoldStatusChange, hold: Hold) -> int:
                  new_status=change.to_status, transition_id=str(change.transition_id))
 
 
+def _send_consent(change: ConsentStatusChange, consent: HoldConsent) -> int:
+    return _send(signals.consent_status_changed, HoldConsent, consent=consent, old_status=change.from_status,
+                 new_status=change.to_status, transition_id=str(change.transition_id))
+
+
 @dataclass(frozen=True)
 class Outbox:
     model: type[Transition]
@@ -81,6 +86,7 @@ class Outbox:
 
 INVOICES = Outbox(InvoiceStatusChange, "invoice", _send_invoice)
 HOLDS = Outbox(HoldStatusChange, "hold", _send_hold)
+CONSENTS = Outbox(ConsentStatusChange, "consent", _send_consent)
 
 
 def announce(outbox: Outbox, owner: models.Model) -> int:
@@ -119,7 +125,7 @@ def announce_on_commit(outbox: Outbox, owner: models.Model) -> None:
 def announce_due(*, limit: int = 500) -> int:
     """For the sweep: announce every object's transitions that no live process is announcing."""
     sent = 0
-    for outbox in (INVOICES, HOLDS):
+    for outbox in (INVOICES, CONSENTS, HOLDS):
         owner_ids = (outbox.model.objects.filter(announced_at__isnull=True).filter(leases.free("announcing_until"))
                      .order_by().values_list(f"{outbox.owner_field}_id", flat=True).distinct()[:limit])
         owner_model = outbox.model._meta.get_field(outbox.owner_field).related_model

@@ -2,14 +2,16 @@
 
 Nothing is read at import time: every attribute access looks at
 `django.conf.settings.INVOICEPAY` again, so `override_settings` and settings
-changed in tests take effect at once. Nested provider dicts are merged over their
-defaults key by key; every other key replaces its default whole.
+changed in tests take effect at once. The nested provider dicts and THROTTLE_RATES are
+merged over their defaults key by key; every other key replaces its default whole.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -62,6 +64,10 @@ DEFAULTS: dict[str, Any] = {
         "SECURE_ENCODING": "utf-16-le",
         "OTP_OVERRIDE": False,
         "ALLOWED_AUTH_TYPES": ["bank.account", "wallet"],
+        # OnePipe does not sign notifications: optionally require ?token=<WEBHOOK_TOKEN> on the URL you
+        # register, and/or accept them only from these addresses or networks (docs/webhooks.md).
+        "WEBHOOK_TOKEN": "",
+        "WEBHOOK_ALLOWED_IPS": [],
     },
     "ORDER_STATES": DEFAULT_ORDER_STATES,
     "ORDER_ADAPTER": "django_invoicepay.orders.StatusFieldOrderAdapter",
@@ -71,14 +77,27 @@ DEFAULTS: dict[str, Any] = {
     "PHONE_REGION": None,
     "OTP_MAX_ATTEMPTS": 5,
     "OTP_COOLDOWN": 900,
-    "THROTTLE_RATES": {"otp": "10/min", "payer": "10/min", "read": "120/min"},
+    "THROTTLE_RATES": {"otp": "10/min", "payer": "10/min", "read": "120/min", "webhook": "120/min"},
     "AUTO_REFUND_OVERPAYMENT": False,
     "AUTO_RENEW_EXPIRED": False,
     "SANDBOX": False,
     "SANDBOX_STATE_FILE": None,
+    # Reverse proxies whose X-Forwarded-For is believed: addresses, CIDR networks, "unix" (clientip.py).
+    "TRUSTED_PROXIES": [],
+    # Untrusted webhook bodies: larger is a 413, deeper nesting a 400 (docs/webhooks.md).
+    "WEBHOOK_MAX_BYTES": 256 * 1024,
+    "WEBHOOK_MAX_DEPTH": 32,
+    # Webhook deliveries older than this are deleted by `invoicepay_prune` (None: kept for ever).
+    "WEBHOOK_RETENTION_DAYS": 90,
+    # May clients that are not logged in ask for a consent to hold funds? (docs/hold-funds.md)
+    "HOLDS_ALLOW_ANONYMOUS": False,
+    # The shop's order model, "app_label.Model" (optional): lets API clients name their order (by pk).
+    "ORDER_MODEL": None,
 }
 
 NESTED = ("REHIVE", "ONEPIPE")
+#: Dicts merged over their defaults key by key (a partial THROTTLE_RATES keeps the other limits).
+MERGED = (*NESTED, "THROTTLE_RATES")
 
 # Credentials used when SANDBOX is on and the shop configured none.
 SANDBOX_API_KEY = "sandbox-api-key"
@@ -102,7 +121,7 @@ class InvoicePaySettings:
         if name not in user:
             return default
         value = user[name]
-        if name in NESTED and isinstance(value, dict):
+        if name in MERGED and isinstance(value, dict):
             return {**default, **value}
         return value
 
@@ -118,3 +137,33 @@ class InvoicePaySettings:
 
 
 invoicepay_settings = InvoicePaySettings()
+
+
+#: A DRF rate: requests per second, minute, hour or day ("10/min", "100/hour", "5/s").
+RATE = re.compile(r"[0-9]+/[smhd][a-z]*")
+
+
+def is_rate(value: object) -> bool:
+    """True for a rate DRF can parse (None, no limit, is the caller's business)."""
+    return isinstance(value, str) and RATE.fullmatch(value) is not None
+
+
+def is_url(value: object) -> bool:
+    """True for an absolute http(s) URL with a host: what the provider clients can use as a base URL."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. "https://[::1/" (an unclosed IPv6 bracket)
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname)
+
+
+def onepipe_configured() -> bool:
+    """Can the OnePipe client be built? A usable BASE_URL, and both credentials unless the sandbox is on."""
+    onepipe = invoicepay_settings.ONEPIPE
+    if not isinstance(onepipe, dict) or not is_url(onepipe.get("BASE_URL")):
+        return False
+    if invoicepay_settings.SANDBOX is True:
+        return True
+    return all(isinstance(onepipe.get(key), str) and onepipe.get(key) for key in ("API_KEY", "CLIENT_SECRET"))

@@ -23,7 +23,7 @@ from . import otp as otp_guard
 from .conf import invoicepay_settings
 from .errors import HoldError, ProviderUnavailable
 from .masking import mask
-from .models import Hold, HoldConsent, HoldStatusChange
+from .models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange
 from .onepipe import OnePipeResult, encrypt_secure
 from .onepipe import secure as plaintexts
 from .onepipe.client import parse_expiry
@@ -72,8 +72,11 @@ def request_consent(
     amount: int = 100,
     order: models.Model | None = None,
     description: str = "Consent to hold funds",
+    owner: Any = None,
 ) -> HoldConsent:
     """Ask the customer's provider for consent with a small hold; usually answered with an OTP prompt.
+
+    `owner` (a user) is who may see and confirm it through the API; None for a guest's consent.
 
     Returns the consent, waiting for an OTP (`waiting_for_otp`) or for the information in its
     `prompt` (`pending_validation`), or already `active`. Raises HoldError when refused.
@@ -94,8 +97,10 @@ def request_consent(
         customer_surname=str(customer.get("surname") or ""), customer_email=str(customer.get("email") or ""),
         customer_mobile=str(customer.get("mobile_no") or ""),
         content_type=ContentType.objects.get_for_model(order) if order is not None else None,
-        object_id=str(order.pk) if order is not None else "",
+        object_id=str(order.pk) if order is not None else "", owner=owner,
     )
+    ConsentStatusChange.objects.create(  # the shop asked for it: nothing to announce
+        consent=consent, from_status="", to_status=consent.status, source="create", announced_at=timezone.now())
     details = {"otp_override": True} if invoicepay_settings.ONEPIPE["OTP_OVERRIDE"] else None
     try:
         result = onepipe_client().transact(
@@ -140,8 +145,11 @@ def confirm_consent(consent: HoldConsent, otp: str) -> HoldConsent:
         return _apply_consent(consent, result, keep_waiting=True)
 
 
-def _apply_consent(consent: HoldConsent, result: OnePipeResult, *, keep_waiting: bool = False) -> HoldConsent:
-    changes: dict[str, Any] = {"raw": [*consent.raw, _redacted(result)][-10:]}
+def _apply_consent(consent: HoldConsent, result: OnePipeResult, *, keep_waiting: bool = False,
+                   source: str = "api") -> HoldConsent:
+    """Apply the provider's answer under the consent's row lock: one `ConsentStatusChange` per real
+    transition, whose `consent_status_changed` goes out after commit. Active and failed are final."""
+    changes: dict[str, Any] = {}
     outcome = result.outcome
     if outcome == "WaitingForOTP":
         changes.update(status=HoldConsent.Status.WAITING_FOR_OTP, prompt=result.message[:255], error="")
@@ -155,7 +163,19 @@ def _apply_consent(consent: HoldConsent, result: OnePipeResult, *, keep_waiting:
         changes.update(error=result.reason[:255])
         if not keep_waiting:
             changes["status"] = HoldConsent.Status.FAILED
-    HoldConsent.objects.filter(pk=consent.pk).update(**changes)
+    with transaction.atomic():
+        locked = HoldConsent.objects.select_for_update().get(pk=consent.pk)
+        old = locked.status
+        if locked.is_final and changes.get("status", old) != old:
+            logger.info("Consent %s stays %s (an answer said %s)", locked.pk, old, outcome)
+            changes = {}
+        changes["raw"] = [*locked.raw, _redacted(result)][-10:]
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        locked.save(update_fields=[*changes, "updated_at"])
+        if locked.status != old:
+            ConsentStatusChange.objects.create(consent=locked, from_status=old, to_status=locked.status, source=source)
+            announcements.announce_on_commit(announcements.CONSENTS, locked)
     consent.refresh_from_db()
     logger.info("Consent %s (%s %s): %s", consent.pk, consent.auth_type, consent.masked_identifier, outcome)
     if outcome == "Failed":

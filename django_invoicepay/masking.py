@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+class Redacted(str):
+    """A secret string (an API key, an Authorization header) that is used as it is but never shown:
+    its repr is masked, so tracebacks with local variables (Django's debug page, error e-mails) and
+    reprs of the dicts that hold it do not print it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'[redacted]'"
+
+
 def mask(value: str, *, keep_last: int = 4, keep_first: int = 0, fill: str = "•") -> str:
     """'+27821234567' -> '+27•••••4567' (keep_first=3): never more than a few characters in clear."""
     value = str(value or "")

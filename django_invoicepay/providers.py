@@ -8,7 +8,7 @@ the client code path is exactly the production one, minus the socket.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 
@@ -20,7 +20,7 @@ from .rehive import RehiveClient
 
 @dataclass(frozen=True)
 class RehiveConfig:
-    api_key: str
+    api_key: str = field(repr=False)
     business_id: str
     business_url: str
     payment_requests_url: str
@@ -79,8 +79,8 @@ def rehive_client() -> RehiveClient:
 
 @dataclass(frozen=True)
 class OnePipeConfig:
-    api_key: str
-    client_secret: str
+    api_key: str = field(repr=False)
+    client_secret: str = field(repr=False)
     base_url: str
     mock_mode: str
     auth_provider: str

@@ -29,3 +29,7 @@ invoice_expired = Signal()
 
 #: A hold's status changed. kwargs: hold, old_status, new_status, transition_id.
 hold_status_changed = Signal()
+
+#: A hold consent's status changed (e.g. waiting_for_otp -> active, or -> failed).
+#: kwargs: consent, old_status, new_status, transition_id.
+consent_status_changed = Signal()

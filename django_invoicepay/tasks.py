@@ -52,6 +52,14 @@ if task is not None:
             return "failed"  # recorded on the delivery; the sweep retries it with backoff
 
 
+    @task
+    def prune_webhook_deliveries() -> int:
+        """Delete webhook deliveries older than WEBHOOK_RETENTION_DAYS; returns how many. Enqueue it daily."""
+        from .webhooks import retention
+
+        return retention.prune()
+
+
 def enqueue_webhook(delivery_id: int) -> None:
     """Queue a stored delivery on the task backend (the intake answers the provider at once)."""
     process_webhook.enqueue(delivery_id)

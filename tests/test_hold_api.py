@@ -24,8 +24,16 @@ RELAXED = {"SANDBOX": True, "THROTTLE_RATES": {"otp": "1000/min", "payer": "1000
 
 
 @pytest.fixture
-def api():
-    return APIClient()
+def customer(db):
+    return get_user_model().objects.create_user("uju", "uju@example.com", "pw")
+
+
+@pytest.fixture
+def api(customer):
+    """The customer, logged in (anonymous consents are off by default: HOLDS_ALLOW_ANONYMOUS)."""
+    client = APIClient()
+    client.force_authenticate(customer)
+    return client
 
 
 def test_a_customer_consents_with_an_otp_and_never_sees_the_token(api):
@@ -200,3 +208,68 @@ def test_onepipe_over_the_http_sandbox():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_api_consent_belongs_to_the_user_who_asked_and_is_a_404_to_anyone_else(api, customer):
+    created = api.post("/invoicepay/api/holds/consents/", BODY, format="json").json()
+    consent = HoldConsent.objects.get(public_token=created["id"])
+    assert consent.owner == customer
+    url = f"/invoicepay/api/holds/consents/{created['id']}/"
+    stranger = APIClient()
+    assert stranger.get(url).status_code == 404  # anonymous
+    stranger.force_authenticate(get_user_model().objects.create_user("mallory"))
+    assert stranger.get(url).status_code == 404
+    assert stranger.post(url + "otp/", {"otp": sandbox.SANDBOX_ONEPIPE_OTP}, format="json").status_code == 404
+    consent.refresh_from_db()
+    assert (consent.status, consent.otp_failures) == ("waiting_for_otp", 0)
+    assert api.get(url).json()["status"] == "waiting_for_otp"
+
+
+def test_anonymous_consents_are_refused_unless_the_shop_allows_them(fresh_sandbox):
+    anonymous = APIClient()
+    refused = anonymous.post("/invoicepay/api/holds/consents/", BODY, format="json")
+    assert refused.status_code in (401, 403) and refused.json()["detail"] == "Log in to give your consent."
+    assert fresh_sandbox.requests == [] and not HoldConsent.objects.exists()
+    with override_settings(INVOICEPAY={**RELAXED, "HOLDS_ALLOW_ANONYMOUS": True}):
+        created = anonymous.post("/invoicepay/api/holds/consents/", BODY, format="json")
+    assert created.status_code == 201 and HoldConsent.objects.get().owner is None
+
+
+def test_a_consent_can_name_the_requesters_own_order_only(api, customer):
+    from shop.models import Order
+
+    mine = Order.objects.create(description="Rental", total=5000, user=customer)
+    theirs = Order.objects.create(description="Rental", total=5000,
+                                  user=get_user_model().objects.create_user("someone"))
+    url = "/invoicepay/api/holds/consents/"
+    assert api.post(url, {**BODY, "order": str(mine.pk)}, format="json").json() == {
+        "order": ["This shop does not take an order here."]}
+    with override_settings(INVOICEPAY={**RELAXED, "ORDER_MODEL": "shop.Order"}):
+        for other in (str(theirs.pk), "999999", "not-a-pk"):
+            assert api.post(url, {**BODY, "order": other}, format="json").json() == {"order": ["No such order."]}
+        created = api.post(url, {**BODY, "order": str(mine.pk)}, format="json")
+    assert created.status_code == 201
+    assert HoldConsent.objects.get(public_token=created.json()["id"]).order == mine
+
+
+def test_consent_status_changed_once_per_transition(api, commit):
+    from django_invoicepay.signals import consent_status_changed
+
+    seen = []
+
+    def receiver(sender, consent, old_status, new_status, transition_id, **kwargs):
+        seen.append((old_status, new_status, transition_id))
+
+    consent_status_changed.connect(receiver, weak=False, dispatch_uid="seen")
+    try:
+        with commit():
+            created = api.post("/invoicepay/api/holds/consents/", BODY, format="json").json()
+            url = f"/invoicepay/api/holds/consents/{created['id']}/otp/"
+            api.post(url, {"otp": "000000"}, format="json")  # wrong: stays waiting, no transition
+            api.post(url, {"otp": sandbox.SANDBOX_ONEPIPE_OTP}, format="json")
+            api.post(url, {"otp": sandbox.SANDBOX_ONEPIPE_OTP}, format="json")  # again: nothing to confirm
+    finally:
+        consent_status_changed.disconnect(dispatch_uid="seen")
+    assert [(old, new) for old, new, _ in seen] == [("requested", "waiting_for_otp"), ("waiting_for_otp", "active")]
+    consent = HoldConsent.objects.get(public_token=created["id"])
+    assert [t for _, _, t in seen] == [str(c.transition_id) for c in consent.status_changes.exclude(source="create")]

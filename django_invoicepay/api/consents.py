@@ -7,14 +7,19 @@ shop's actions (Python API, admin), not the customer's.
 
 from __future__ import annotations
 
+import logging
+
+from django.apps import apps
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, ValidationError
 from rest_framework.response import Response
 
 from .. import holds
-from ..conf import invoicepay_settings
+from ..conf import invoicepay_settings, onepipe_configured
 from ..errors import HoldError
 from ..models import HoldConsent
+from ..orders import get_order_adapter
 from .permissions import owned_by_requester
 from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle
 from .views import InvoiceView
@@ -34,6 +39,8 @@ class ConsentRequestSerializer(serializers.Serializer):
     credentials = serializers.DictField(child=serializers.CharField(max_length=64, trim_whitespace=True))
     customer = CustomerSerializer()
     amount = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False, default=100)
+    order = serializers.CharField(max_length=64, required=False,
+                                  help_text="Your order's id, when the shop sets INVOICEPAY['ORDER_MODEL'].")
 
     def validate_auth_type(self, value: str) -> str:
         allowed = invoicepay_settings.ONEPIPE["ALLOWED_AUTH_TYPES"]
@@ -74,12 +81,35 @@ def consent_data(consent: HoldConsent) -> dict:
     }
 
 
+class HoldsNotConfigured(APIException):
+    """OnePipe has no credentials (sandbox off) or no usable BASE_URL: a 503 the shop must fix, not a 500."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__({"detail": "Hold funds is not configured.", "code": "not_configured"})
+
+
 class ConsentView(InvoiceView):
     provider_field = "otp"
 
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)  # throttles first: a flood is a 429, not a log line each
+        if not onepipe_configured():
+            logging.getLogger("django_invoicepay.api").error(
+                "A hold funds consent was asked for, but INVOICEPAY['ONEPIPE'] is not configured (check W008).")
+            raise HoldsNotConfigured
+
     def consent(self) -> HoldConsent:
+        """The consent of the URL's token, if the requester may see it: its owner's alone when a user asked
+        for it (anyone else, logged in or not, gets 404); else the rules of its order, if any."""
         consent = HoldConsent.objects.filter(public_token=self.kwargs["token"]).first()
-        if consent is None or not owned_by_requester(self.request, consent):
+        user = self.request.user
+        if consent is not None and consent.owner_id is not None:
+            allowed = bool(user and user.is_authenticated and user.pk == consent.owner_id)
+        else:
+            allowed = consent is not None and owned_by_requester(self.request, consent)
+        if not allowed:
             raise NotFound("No such consent.")
         return consent
 
@@ -94,10 +124,30 @@ class ConsentCreate(ConsentView):
     serializer_class = ConsentRequestSerializer
 
     def post(self, request) -> Response:
+        user = request.user if request.user and request.user.is_authenticated else None
+        if user is None and invoicepay_settings.HOLDS_ALLOW_ANONYMOUS is not True:
+            raise NotAuthenticated("Log in to give your consent.")
         data = self.valid(ConsentRequestSerializer)
         consent = holds.request_consent(auth_type=data["auth_type"], credentials=data["credentials"],
-                                        customer=data["customer"], amount=data["amount"])
+                                        customer=data["customer"], amount=data["amount"], owner=user,
+                                        order=self.order(user, data.get("order")))
         return Response(consent_data(consent), status=status.HTTP_201_CREATED)
+
+    def order(self, user, order_id: str | None):
+        """The requester's own order named in the request (ORDER_MODEL); a stranger's is "no such order"."""
+        if order_id is None:
+            return None
+        if not invoicepay_settings.ORDER_MODEL:
+            raise ValidationError({"order": ["This shop does not take an order here."]})
+        model = apps.get_model(invoicepay_settings.ORDER_MODEL)
+        try:
+            order = model._default_manager.filter(pk=order_id).first()
+        except (ValueError, TypeError, DjangoValidationError):
+            order = None
+        owner = get_order_adapter().owner(order) if order is not None else None
+        if order is None or getattr(owner, "pk", owner) != getattr(user, "pk", None):
+            raise ValidationError({"order": ["No such order."]})
+        return order
 
 
 class ConsentDetail(ConsentView):

@@ -4,6 +4,7 @@ identifier such as the last four digits."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -33,6 +34,9 @@ class HoldConsent(OtpGuarded):
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     object_id = models.CharField(_("order id"), max_length=64, blank=True)
     order = GenericForeignKey("content_type", "object_id")
+    #: The user who asked for it through the API: only they can see and confirm it (None: a guest's).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+", verbose_name=_("owner"))
     auth_type = models.CharField(_("authorised with"), max_length=32)
     masked_identifier = models.CharField(_("account"), max_length=32, blank=True)
     status = models.CharField(_("status"), max_length=32, choices=Status.choices, default=Status.REQUESTED)
@@ -55,6 +59,11 @@ class HoldConsent(OtpGuarded):
 
     def __str__(self) -> str:
         return f"{self.auth_type} {self.masked_identifier} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        """Active and failed consents do not change any more (a new consent is asked for instead)."""
+        return self.status in {self.Status.ACTIVE, self.Status.FAILED}
 
     @property
     def is_usable(self) -> bool:
@@ -90,6 +99,8 @@ class Hold(models.Model):
         ordering = ("-created_at", "-pk")
         verbose_name = _("hold")
         verbose_name_plural = _("holds")
+        # Admin actions that act at the provider (docs/security.md, "Admin permissions").
+        permissions = [("release_hold", "Can release holds at OnePipe (gives the customer the funds back)")]
 
     def __str__(self) -> str:
         return f"{self.money} hold ({self.status})"
@@ -112,6 +123,17 @@ HOLD_FORWARD = {
     Hold.Status.PENDING: frozenset({Hold.Status.PLACED, Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
     Hold.Status.PLACED: frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
 }
+
+
+class ConsentStatusChange(Transition):
+    """One row per real transition of a consent's status: the audit trail and the signals' outbox."""
+
+    consent = models.ForeignKey(HoldConsent, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(Transition.Meta):
+        indexes = [models.Index(fields=("announced_at",), name="invoicepay_consentchg_ann")]
+        verbose_name = _("consent status change")
+        verbose_name_plural = _("consent status changes")
 
 
 class HoldStatusChange(Transition):

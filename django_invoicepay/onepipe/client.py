@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ProviderBadResponse, error_for_status
 from ..http import HttpTransport
+from ..masking import Redacted
 from .secure import signature
 
 logger = logging.getLogger("django_invoicepay.onepipe")
@@ -92,8 +93,8 @@ class OnePipeClient:
     def __init__(self, *, transport: HttpTransport, api_key: str, client_secret: str, base_url: str,
                  mock_mode: str = "inspect", auth_provider: str = "") -> None:
         self.transport = transport
-        self.api_key = api_key
-        self.client_secret = client_secret
+        self.api_key = Redacted(api_key)
+        self.client_secret = Redacted(client_secret)
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.mock_mode = mock_mode
         self.auth_provider = auth_provider
@@ -101,7 +102,7 @@ class OnePipeClient:
     def _post(self, path: str, body: dict, *, idempotent: bool = False) -> OnePipeResult:
         request_ref = uuid.uuid4().hex  # new on every call, retries included
         headers = {
-            "Authorization": f"Bearer {self.api_key}",
+            "Authorization": Redacted(f"Bearer {self.api_key}"),
             "Signature": signature(request_ref, self.client_secret),
             "Accept": "application/json",
         }

@@ -19,6 +19,7 @@ import requests
 
 from ..errors import ProviderBadResponse, error_for_status
 from ..http import HttpTransport
+from ..masking import Redacted
 from .payloads import PROVIDER, InvoiceData, TransactionData, list_results
 
 logger = logging.getLogger("django_invoicepay.http")
@@ -95,7 +96,7 @@ class RehiveClient:
         payment_requests_url: str,
     ) -> None:
         self.transport = transport
-        self.api_key = api_key
+        self.api_key = Redacted(api_key)
         self.business_id = business_id
         self.business_url = _base(business_url)
         self.payment_requests_url = _base(payment_requests_url)
@@ -103,7 +104,7 @@ class RehiveClient:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Authorization": f"Token {self.api_key}"}
+        headers = {"Accept": "application/json", "Authorization": Redacted(f"Token {self.api_key}")}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         return headers

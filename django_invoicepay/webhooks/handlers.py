@@ -11,10 +11,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
 
 from django.http import HttpRequest
 
 from ..conf import invoicepay_settings
+from ..masking import Redacted
 from ..models import WebhookDelivery
 
 Status = WebhookDelivery.Status
@@ -40,19 +42,25 @@ class Handler:
     act: Callable[[WebhookDelivery], Outcome]
     #: The provider's name in log lines.
     title: str = ""
+    #: Whether an object id names something of this shop; when it does not, the delivery is kept only as
+    #: a masked summary (None: every delivery is stored whole; the provider authenticates them).
+    relevant: Callable[[str], bool] | None = None
     #: The provider's words for success and failure in an answer's `status`.
     words: tuple[str, str] = ("success", "error")
+    #: Throttled per client (THROTTLE_RATES "webhook"): for a provider that does not authenticate deliveries.
+    throttled: bool = False
     #: Answer messages that differ from the defaults in `intake.MESSAGES`.
     messages: Mapping[str, str] = field(default_factory=dict)
 
 
 def rehive_authentic(request: HttpRequest) -> bool:
     """`Authorization: Secret <secret>` compared in constant time. No secret configured: refuse all."""
-    secret = str(invoicepay_settings.REHIVE.get("WEBHOOK_SECRET") or "")
+    secret = Redacted(invoicepay_settings.REHIVE.get("WEBHOOK_SECRET") or "")
     scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
+    given = Redacted(given.strip())  # never shown, even in a traceback's local variables
     if not secret or scheme != "Secret":
         return False
-    return hmac.compare_digest(given.strip().encode(), secret.encode())
+    return hmac.compare_digest(given.encode(), secret.encode())
 
 
 def rehive_identify(payload: dict) -> tuple[object, object, object]:
@@ -75,9 +83,29 @@ def rehive_act(delivery: WebhookDelivery) -> Outcome:
 
 
 def onepipe_authentic(request: HttpRequest) -> bool:
-    # OnePipe documents no signature for notifications (docs/webhooks.md): each one is only a hint,
-    # confirmed with transact/query before anything changes.
+    """OnePipe documents no signature for its notifications (docs/webhooks.md#onepipe): each one is only a
+    hint, confirmed with transact/query before anything changes. The shop may add a token to the URL it
+    registers (ONEPIPE WEBHOOK_TOKEN) and/or accept only OnePipe's addresses (WEBHOOK_ALLOWED_IPS)."""
+    onepipe = invoicepay_settings.ONEPIPE
+    token = Redacted(onepipe.get("WEBHOOK_TOKEN") or "")
+    if token and not hmac.compare_digest(request.GET.get("token", "").encode(), token.encode()):
+        return False
+    allowed = [ip_network(str(net), strict=False) for net in onepipe.get("WEBHOOK_ALLOWED_IPS") or []]
+    if allowed:
+        from ..clientip import client_address
+
+        try:
+            address = ip_address(client_address(request))
+        except ValueError:
+            return False
+        return any(address in network for network in allowed)
     return True
+
+
+def onepipe_relevant(transaction_ref: str) -> bool:
+    from ..models import Hold
+
+    return bool(transaction_ref) and Hold.objects.filter(transaction_ref=transaction_ref).exists()
 
 
 def onepipe_identify(payload: dict) -> tuple[object, object, object]:
@@ -100,7 +128,8 @@ def onepipe_act(delivery: WebhookDelivery) -> Outcome:
 HANDLERS: dict[str, Handler] = {
     "rehive": Handler("rehive", rehive_authentic, rehive_identify, rehive_act, title="Rehive"),
     "onepipe": Handler(
-        "onepipe", onepipe_authentic, onepipe_identify, onepipe_act, title="OnePipe", words=("Successful", "Failed"),
+        "onepipe", onepipe_authentic, onepipe_identify, onepipe_act, title="OnePipe", relevant=onepipe_relevant,
+        throttled=True, words=("Successful", "Failed"),
         messages={"done": "Notification received.", "duplicate": "Notification already received.",
                   "failed": "Processing failed; please retry."},
     ),

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -25,10 +26,13 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
 from .. import leases
+from ..api.throttling import WebhookThrottle
+from ..clientip import UNKNOWN, client_address
 from ..masking import redact_secrets
 from ..models import WebhookDelivery
 from ..models.webhooks import UNFINISHED
 from ..reconnect import on_fresh_connection, reset_connection
+from . import bodies
 from .handlers import HANDLERS, Handler
 
 logger = logging.getLogger("django_invoicepay.webhooks")
@@ -44,6 +48,7 @@ MESSAGES = {
     "malformed": "The body is not a JSON object.",
     "duplicate": "Already received.",
     "busy": "This event is being processed; retry later.",
+    "throttled": "Too many requests; retry later.",
     "failed": "Processing failed; it will be retried.",
     "unavailable": "Temporarily unavailable; retry later.",
     "queued": "queued",
@@ -69,35 +74,47 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def safe_headers(headers: dict[str, str]) -> dict[str, str]:
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The request headers minus anything that carries a secret."""
     return {storable(name): storable(value) for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
 
 
-def record(handler: Handler, *, body: bytes, headers: dict[str, str], source_ip: str | None) -> WebhookDelivery:
-    """Store the delivery (autocommit, outside any processing transaction), or count a repeat of it."""
+#: How much of a body that is not a JSON object is kept, for the shop to see what came.
+MALFORMED_KEPT = 4096
+
+
+def record(handler: Handler, *, body: bytes, headers: dict[str, str], source_ip: str | None
+           ) -> tuple[WebhookDelivery, bool]:
+    """Store the delivery (autocommit, outside any processing transaction), or count a repeat of it.
+
+    Returns (the delivery, whether it is new). Bounded storage: a body that is not a JSON object is
+    kept cut to MALFORMED_KEPT characters; a delivery that names nothing of this shop (where the
+    handler can tell) is kept as a masked summary, already `ignored`.
+    """
     text = body.decode("utf-8", errors="replace")
-    common = {"provider": handler.provider, "body": storable(text), "headers": safe_headers(headers),
-              "source_ip": source_ip}
+    common = {"provider": handler.provider, "headers": safe_headers(headers), "source_ip": source_ip}
     try:
-        payload = json.loads(text)
-        if not isinstance(payload, dict):
-            raise ValueError("not an object")
-    except (ValueError, RecursionError):
-        delivery = WebhookDelivery.objects.create(status=Status.MALFORMED, **common)
-        logger.warning("%s webhook %s: the body is not a JSON object", handler.provider, delivery.pk)
-        return delivery
+        payload = bodies.parse(text)
+    except bodies.BodyRefused as refused:
+        delivery = WebhookDelivery.objects.create(status=Status.MALFORMED, body=storable(text[:MALFORMED_KEPT]),
+                                                  error=refused.message, **common)
+        logger.warning("%s webhook %s: %s", handler.title, delivery.pk, refused.message)
+        return delivery, True
     event, event_id, object_id = (storable(str(value or ""))[:128] for value in handler.identify(payload))
+    fields = {"event": event, "event_id": event_id or None, "object_id": object_id, "body": storable(text), **common}
+    if handler.relevant is not None and not handler.relevant(object_id):
+        summary = {"event": event, "event_id": event_id, "object_id": object_id}
+        fields.update(status=Status.IGNORED, body=json.dumps(summary), headers={}, processed_at=timezone.now(),
+                      error="Names nothing of this shop: counted, not stored whole.")
     try:
         with transaction.atomic():
-            return WebhookDelivery.objects.create(event=event, event_id=event_id or None, object_id=object_id,
-                                                  **common)
+            return WebhookDelivery.objects.create(**fields), True
     except IntegrityError:
         repeats = WebhookDelivery.objects.filter(provider=handler.provider, event_id=event_id)
         repeats.update(deliveries=F("deliveries") + 1)
         delivery = repeats.get()
-        logger.info("%s webhook %s delivered again (%s)", handler.provider, event_id, delivery.status)
-        return delivery
+        logger.info("%s webhook %s delivered again (%s)", handler.title, event_id, delivery.status)
+        return delivery, False
 
 
 # -- processing ------------------------------------------------------------------------------------
@@ -117,8 +134,10 @@ def process(delivery: WebhookDelivery) -> str:
     """
     try:
         status, note = HANDLERS[delivery.provider].act(delivery)
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=status, error=note, processed_at=timezone.now(),
-                                                              leased_until=None)
+        done = {"status": status, "error": note, "processed_at": timezone.now(), "leased_until": None}
+        if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
+            done["body"] = bodies.masked_text(delivery.body)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(**done)
     except Exception as exc:
         record_failure(delivery, exc)
         raise ProcessingFailed from exc
@@ -128,7 +147,7 @@ def process(delivery: WebhookDelivery) -> str:
 def record_failure(delivery: WebhookDelivery, exc: BaseException) -> None:
     """Mark the delivery failed with its traceback (secrets removed), on a fresh connection if need be."""
     logger.error("%s webhook %s (%s) failed: %s", delivery.provider, delivery.event_id, delivery.event,
-                 type(exc).__name__)
+                 type(exc).__name__, exc_info=exc)  # for the shop's error e-mails: no secret is in its locals
     error = redact_secrets("".join(traceback.format_exception(exc)))
     unfinished = WebhookDelivery.objects.filter(pk=delivery.pk, status__in=UNFINISHED)
     try:
@@ -196,9 +215,14 @@ def answer(handler: Handler, status: int, key: str, *, retry_after: int | None =
     word = handler.words[0] if status < 400 else handler.words[1]
     message = handler.messages.get(key) or MESSAGES.get(key) or key
     response = JsonResponse({"status": word, "message": message, **extra}, status=status)
-    if status == 503:
+    if status in (429, 503):
         response["Retry-After"] = str(retry_after or RETRY_AFTER)
     return response
+
+
+def _source_ip(request: HttpRequest) -> str | None:
+    address = client_address(request)
+    return None if address == UNKNOWN else address
 
 
 @dataclass
@@ -223,15 +247,28 @@ class Intake:
         from ..tasks import enqueue_webhook, queueing
 
         handler, request = self.handler, self.request
+        if handler.throttled:
+            throttle = WebhookThrottle()
+            if not throttle.allow_request(request, None):
+                logger.warning("Throttled %s webhooks from %s", handler.title, client_address(request))
+                return answer(handler, 429, "throttled", retry_after=int(throttle.wait() or 1))
         if not handler.authentic(request):
             logger.warning("Refused a %s webhook from %s: missing or wrong secret", handler.title,
-                           request.META.get("REMOTE_ADDR"))
+                           client_address(request))
             return answer(handler, 401, "unauthenticated")
-        self.delivery = delivery = record(handler, body=request.body, headers=dict(request.headers),
-                                          source_ip=request.META.get("REMOTE_ADDR"))
+        try:
+            body = bodies.read(request)
+        except bodies.BodyRefused as refused:
+            logger.warning("Refused a %s webhook: %s", handler.title, refused.message)
+            return answer(handler, refused.status, refused.message)
+        self.delivery, new = record(handler, body=body, headers=safe_headers(request.headers),
+                                    source_ip=_source_ip(request))
+        delivery = self.delivery
         if delivery.status == Status.MALFORMED:
-            return answer(handler, 400, "malformed")
+            return answer(handler, 400, delivery.error or "malformed")
         if delivery.is_finished:
+            if new:  # ignored as it arrived: it names nothing of this shop
+                return answer(handler, 200, "done" if "done" in handler.messages else delivery.status)
             return answer(handler, 200, "duplicate", duplicate=True)
         if queueing():  # the provider gets its answer at once; a worker processes (and a repeat re-queues)
             enqueue_webhook(delivery.pk)
