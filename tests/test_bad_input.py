@@ -84,3 +84,74 @@ def test_webhooks_for_a_known_invoice_never_trust_the_payload(invoice, settings,
     assert response.status_code == 200
     invoice.refresh_from_db()
     assert invoice.status == "initiated"  # whatever the payload said, the provider says initiated
+
+
+CONSENT_FIELDS = st.sampled_from(["auth_type", "credentials", "customer", "amount", "order", "otp"])
+CONSENT_BODIES = st.one_of(
+    BODIES,
+    st.dictionaries(CONSENT_FIELDS, JSON_VALUES, max_size=5).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"auth_type": st.sampled_from(["bank.account", "wallet", "card", "x"]),
+                           "credentials": st.dictionaries(st.sampled_from(["account_number", "bank_code", "pin"]),
+                                                          JSON_VALUES, max_size=3),
+                           "customer": st.dictionaries(st.sampled_from(["firstname", "surname", "email",
+                                                                        "mobile_no"]), JSON_VALUES, max_size=4),
+                           "amount": JSON_VALUES}).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@HYPOTHESIS
+@given(body=CONSENT_BODIES, content_type=CONTENT_TYPES, logged_in=st.booleans(),
+       action=st.sampled_from(["", "{token}/", "{token}/otp/"]), method=st.sampled_from(["post", "get", "put"]))
+def test_the_consent_api_never_fails_with_a_500_nor_half_writes(db, settings, body, content_type, logged_in, action,
+                                                                 method):
+    from django.contrib.auth import get_user_model
+
+    from django_invoicepay import holds
+    from django_invoicepay.models import HoldConsent
+
+    settings.INVOICEPAY = RELAXED
+    user, _ = get_user_model().objects.get_or_create(username="uju")
+    consent = HoldConsent.objects.filter(owner=user).first() or holds.request_consent(
+        auth_type="bank.account", credentials={"account_number": "0123456789", "bank_code": "058"},
+        customer={"firstname": "Uju", "surname": "U", "email": "uju@example.com", "mobile_no": "2348022222208"},
+        owner=user)
+    before = HoldConsent.objects.count()
+    client = APIClient()
+    if logged_in:
+        client.force_authenticate(user)
+    response = client.generic(method.upper(), "/invoicepay/api/holds/consents/" + action.format(
+        token=consent.public_token), body, content_type=content_type)
+    assert_clear_4xx_or_success(response)
+    if response.status_code != 201:
+        assert HoldConsent.objects.count() == before  # a refused request leaves no consent behind
+    if not logged_in and action:
+        assert response.status_code in {404, 405}  # someone else's consent does not exist for a stranger
+
+
+@HYPOTHESIS
+@given(body=BODIES, content_type=CONTENT_TYPES, depth=st.integers(min_value=0, max_value=3000))
+def test_the_onepipe_receiver_never_fails_with_a_500(db, settings, body, content_type, depth):
+    settings.INVOICEPAY = {**RELAXED, "THROTTLE_RATES": {**RELAXED["THROTTLE_RATES"], "webhook": "100000/min"}}
+    if depth:
+        body = b'{"details":' * depth + b"{}" + b"}" * depth
+    response = Client().generic("POST", "/invoicepay/webhooks/onepipe/", body, content_type=content_type)
+    assert response.status_code in {200, 400, 413}
+    assert response.json()["message"]
+
+
+@HYPOTHESIS
+@given(details=st.dictionaries(st.sampled_from(["status", "amount", "transaction_ref", "data", "meta"]), JSON_VALUES,
+                               max_size=5))
+def test_onepipe_notifications_never_move_a_hold_by_their_payload(db, settings, details):
+    from django_invoicepay import holds
+    from django_invoicepay.models import Hold
+    from tests.test_holds import active_consent
+
+    settings.INVOICEPAY = {**RELAXED, "THROTTLE_RATES": {**RELAXED["THROTTLE_RATES"], "webhook": "100000/min"}}
+    hold = Hold.objects.filter(status="placed").first() or holds.place_hold(active_consent(), 5000)
+    body = {"request_ref": str(details)[:40], "request_type": "transaction_notification",
+            "details": {**details, "transaction_ref": hold.transaction_ref}}
+    response = Client().post("/invoicepay/webhooks/onepipe/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 200
+    hold.refresh_from_db()
+    assert hold.status == "placed"  # the provider, asked, says placed: whatever the notification claimed
