@@ -126,14 +126,20 @@ class InvoicePaySettings:
         return value
 
     @property
+    def sandbox_on(self) -> bool:
+        """SANDBOX is on only when it is True: a string such as "False" (from the environment) is not
+        (and is check error E019)."""
+        return self.SANDBOX is True
+
+    @property
     def rehive_api_key(self) -> str:
         key = self.REHIVE.get("API_KEY") or ""
-        return key or (SANDBOX_API_KEY if self.SANDBOX else "")
+        return key or (SANDBOX_API_KEY if self.sandbox_on else "")
 
     @property
     def rehive_business_id(self) -> str:
         business = self.REHIVE.get("BUSINESS_ID") or ""
-        return business or (SANDBOX_BUSINESS_ID if self.SANDBOX else "")
+        return business or (SANDBOX_BUSINESS_ID if self.sandbox_on else "")
 
 
 invoicepay_settings = InvoicePaySettings()
@@ -164,6 +170,6 @@ def onepipe_configured() -> bool:
     onepipe = invoicepay_settings.ONEPIPE
     if not isinstance(onepipe, dict) or not is_url(onepipe.get("BASE_URL")):
         return False
-    if invoicepay_settings.SANDBOX is True:
+    if invoicepay_settings.sandbox_on:
         return True
     return all(isinstance(onepipe.get(key), str) and onepipe.get(key) for key in ("API_KEY", "CLIENT_SECRET"))

@@ -40,7 +40,7 @@ class RehiveConfig:
             payment_requests_url=base(s.REHIVE["PAYMENT_REQUESTS_URL"]),
             timeout=float(s.HTTP_TIMEOUT),
             max_retries=int(s.HTTP_MAX_RETRIES),
-            sandbox=bool(s.SANDBOX),
+            sandbox=s.sandbox_on,
             sandbox_state_file=s.SANDBOX_STATE_FILE,
         )
 
@@ -96,15 +96,15 @@ class OnePipeConfig:
         onepipe = s.ONEPIPE
         base = onepipe["BASE_URL"] if onepipe["BASE_URL"].endswith("/") else onepipe["BASE_URL"] + "/"
         return cls(
-            api_key=onepipe["API_KEY"] or (SANDBOX_ONEPIPE_KEY if s.SANDBOX else ""),
-            client_secret=onepipe["CLIENT_SECRET"] or (SANDBOX_ONEPIPE_SECRET if s.SANDBOX else ""),
+            api_key=onepipe["API_KEY"] or (SANDBOX_ONEPIPE_KEY if s.sandbox_on else ""),
+            client_secret=onepipe["CLIENT_SECRET"] or (SANDBOX_ONEPIPE_SECRET if s.sandbox_on else ""),
             base_url=base,
             mock_mode=str(onepipe["MOCK_MODE"]).lower(),
-            auth_provider=onepipe["AUTH_PROVIDER"] or ("Sandbox" if s.SANDBOX else ""),
+            auth_provider=onepipe["AUTH_PROVIDER"] or ("Sandbox" if s.sandbox_on else ""),
             encoding=str(onepipe["SECURE_ENCODING"]).lower(),
             timeout=float(s.HTTP_TIMEOUT),
             max_retries=int(s.HTTP_MAX_RETRIES),
-            sandbox=bool(s.SANDBOX),
+            sandbox=s.sandbox_on,
             sandbox_state_file=s.SANDBOX_STATE_FILE,
         )
 

@@ -342,3 +342,12 @@ def throttled_after(config, calls: int = 12) -> int | None:
 )
 def test_throttle_rates_are_merged_at_run_time(rates, passed):
     assert throttled_after({"SANDBOX": True, **GUESTS, "THROTTLE_RATES": rates}) == passed
+
+
+def test_a_string_sandbox_never_turns_the_sandbox_on_at_run_time():
+    from django_invoicepay.providers import RehiveConfig
+
+    with override_settings(INVOICEPAY={"SANDBOX": "False"}):
+        assert RehiveConfig.from_settings().sandbox is False
+    with override_settings(INVOICEPAY={"SANDBOX": True}):
+        assert RehiveConfig.from_settings().sandbox is True
