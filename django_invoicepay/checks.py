@@ -451,3 +451,34 @@ def check_order_model() -> list[CheckMessage]:
         return [_error(25, f"INVOICEPAY['ORDER_MODEL'] {value!r} is not an installed model.",
                        "Write 'app_label.ModelName', e.g. 'shop.Order', or leave it None.")]
     return []
+
+
+@invoicepay_check
+def check_order_states_fit_the_order_model() -> list[CheckMessage]:
+    """E026: with ORDER_MODEL known and the default adapter, ORDER_STATUS_FIELD must exist and take every
+    state ORDER_STATES maps to (its choices, its length)."""
+    from django.apps import apps
+
+    from .errors import OrderAdapterError
+    from .orders import StatusFieldOrderAdapter, get_order_adapter, state_refused, status_field
+
+    model_name, states = invoicepay_settings.ORDER_MODEL, invoicepay_settings.ORDER_STATES
+    if not isinstance(model_name, str) or not isinstance(states, dict):
+        return []  # E025 / E006 say what is wrong
+    try:
+        model = apps.get_model(model_name)
+        if not isinstance(get_order_adapter(), StatusFieldOrderAdapter):
+            return []  # a shop's own adapter decides what a state means
+        field = model._meta.get_field(status_field(model))
+    except OrderAdapterError as exc:
+        return [_error(26, exc.message)]
+    except Exception:  # noqa: BLE001 - E008 / E025 report an adapter or model that cannot be loaded
+        return []
+    messages: list[CheckMessage] = []
+    for status, state in states.items():
+        refused = state_refused(field, state) if isinstance(state, str) else ""
+        if refused:
+            messages.append(_error(26, f"INVOICEPAY['ORDER_STATES'] maps {status!r} to {state!r}, which "
+                                       f"{model.__name__}.{field.name} does not accept ({refused}).",
+                                   "Map it to a state your orders have, or to None to leave the order alone."))
+    return messages

@@ -93,6 +93,15 @@ def error_for_status(status: int) -> type[ProviderError]:
     }.get(status, ProviderRejected)
 
 
+class OrderAdapterError(InvoicePayError):
+    """The shop's order could not follow its invoice because of the app's settings (ORDER_STATUS_FIELD,
+    ORDER_STATES, ORDER_ADAPTER). The message names the setting to fix; nothing was changed."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
 class InvoiceStateError(InvoicePayError):
     """The invoice's state does not allow this (e.g. paying an invoice that is already paid)."""
 

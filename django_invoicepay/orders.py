@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import import_string
 
 from .conf import invoicepay_settings
+from .errors import OrderAdapterError
 
 if TYPE_CHECKING:
     from django.db import models
@@ -43,11 +44,46 @@ class StatusFieldOrderAdapter(OrderAdapter):
     """Sets `ORDER_STATUS_FIELD` on the order and saves that field only."""
 
     def set_state(self, order: models.Model, state: str, *, invoice: Invoice) -> None:
-        field = invoicepay_settings.ORDER_STATUS_FIELD
-        if getattr(order, field) == state:
+        name = status_field(type(order))
+        field = type(order)._meta.get_field(name)
+        refused = state_refused(field, state)
+        if refused:
+            raise OrderAdapterError(
+                f"INVOICEPAY['ORDER_STATES'] maps invoice status {invoice.status!r} to {state!r}, which "
+                f"{type(order).__name__}.{name} does not accept ({refused}). Map it to a state your orders "
+                "have, or to None to leave the order alone.")
+        if getattr(order, field.attname) == state:
             return
-        setattr(order, field, state)
-        order.save(update_fields=[field])
+        setattr(order, field.attname, state)
+        order.save(update_fields=[field.name])
+
+
+def status_field(model: type[models.Model]) -> str:
+    """The name of `model`'s field that ORDER_STATUS_FIELD names; OrderAdapterError saying what to set if none."""
+    from django.core.exceptions import FieldDoesNotExist
+
+    name = invoicepay_settings.ORDER_STATUS_FIELD
+    try:
+        field = model._meta.get_field(name) if isinstance(name, str) else None
+    except FieldDoesNotExist:
+        field = None
+    if field is None or not getattr(field, "concrete", False) or field.is_relation:
+        candidates = [f.name for f in model._meta.concrete_fields if f.get_internal_type() == "CharField"]
+        raise OrderAdapterError(
+            f"INVOICEPAY['ORDER_STATUS_FIELD'] is {name!r}, but {model._meta.label} has no such field. Set it "
+            f"to the field that holds your order's state (text fields of {model.__name__}: "
+            f"{', '.join(candidates) or 'none'}), or set INVOICEPAY['ORDER_ADAPTER'] to an adapter of your own.")
+    return field.name
+
+
+def state_refused(field: models.Field, state: str) -> str:
+    """Why `field` would refuse `state` ("" when it takes it): not one of its choices, or too long."""
+    choices = [str(value) for value, _ in field.flatchoices] if field.choices else []
+    if choices and state not in choices:
+        return f"its choices are {', '.join(choices)}"
+    if field.max_length and len(state) > field.max_length:
+        return f"it holds at most {field.max_length} characters"
+    return ""
 
 
 def get_order_adapter() -> OrderAdapter:

@@ -130,3 +130,52 @@ def test_a_deleted_order_does_not_stop_the_invoice(invoice, order):
     sandbox.pay(invoice.remote_id)
     invoice.sync()
     assert invoice.status == "paid"
+
+
+def test_a_missing_status_field_is_an_error_that_names_the_setting(invoice, order):
+    from django_invoicepay.errors import OrderAdapterError
+
+    sandbox.pay(invoice.remote_id)
+    with override_settings(INVOICEPAY={"SANDBOX": True, "ORDER_STATUS_FIELD": "state"}):
+        with pytest.raises(OrderAdapterError) as raised:
+            invoice.sync()
+    assert "INVOICEPAY['ORDER_STATUS_FIELD'] is 'state', but shop.Order has no such field" in raised.value.message
+    assert "description, status" in raised.value.message  # what it could be
+    invoice.refresh_from_db()
+    order.refresh_from_db()
+    assert (invoice.status, order.status) == ("initiated", "new")  # nothing half-written
+
+
+def test_a_state_the_field_refuses_is_an_error_that_names_order_states(invoice, order):
+    from django_invoicepay.errors import OrderAdapterError
+
+    sandbox.pay(invoice.remote_id)
+    too_long = {"paid": "paid-and-ready-to-ship-today-please"}
+    with override_settings(INVOICEPAY={"SANDBOX": True, "ORDER_STATES": too_long}):
+        with pytest.raises(OrderAdapterError, match=r"ORDER_STATES'\] maps invoice status 'paid'.*at most 32"):
+            invoice.sync()
+
+
+def test_the_payer_api_answers_when_the_order_cannot_follow_and_the_mirror_catches_up(invoice, order, caplog):
+    from rest_framework.test import APIClient
+
+    url = f"/invoicepay/api/invoices/{invoice.public_token}/processor/"
+    with override_settings(INVOICEPAY={"SANDBOX": True, "ORDER_STATUS_FIELD": "state"}):
+        response = APIClient().post(url, {"processor": "native"}, format="json")
+    assert response.status_code == 200 and response.json()["status"] == "initiated"  # accepted, mirror behind
+    assert "ORDER_STATUS_FIELD" in caplog.text
+    invoice.sync()  # the setting fixed: the next sync catches up
+    order.refresh_from_db()
+    assert (invoice.status, order.status) == ("processing", "awaiting_payment")
+
+
+def test_with_order_model_the_states_are_checked_against_the_field():
+    from django_invoicepay.checks import check_settings
+
+    def ids(**config):
+        with override_settings(INVOICEPAY={"SANDBOX": True, "ORDER_MODEL": "shop.Order", **config}):
+            return [m.id for m in check_settings() if m.id == "invoicepay.E026"]
+
+    assert ids() == []
+    assert ids(ORDER_STATUS_FIELD="state") == ["invoicepay.E026"]
+    assert ids(ORDER_STATES={"paid": "x" * 40}) == ["invoicepay.E026"]

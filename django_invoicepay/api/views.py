@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import payments, renewals
-from ..errors import InvoicePayError, ProviderError
+from ..errors import InvoicePayError
 from ..invoices import sync
-from .errors import error_response, log_provider_failure
+from .errors import error_response
 from .permissions import invoice_for
 from .serializers import (
     InvoiceSerializer,
@@ -61,11 +61,8 @@ class InvoiceDetail(InvoiceView):
 
     def get(self, request, token: str) -> Response:
         invoice = self.invoice()
-        if request.query_params.get("refresh") in {"1", "true"}:
-            try:
-                invoice = sync(invoice, source="api")
-            except ProviderError as exc:
-                log_provider_failure(exc, f"Refreshing invoice {invoice.remote_id}")  # show what we know
+        if request.query_params.get("refresh") in {"1", "true"}:  # show what we know if that fails
+            invoice = payments.mirror(invoice, lambda: sync(invoice, source="api"))
         return self.answer(invoice)
 
 
