@@ -110,6 +110,16 @@ class InvoiceStateError(InvoicePayError):
         super().__init__(message)
 
 
+class OpenInvoiceExists(InvoiceStateError):
+    """`create_for` was asked for a second invoice while the order has one that can still be paid."""
+
+    def __init__(self, existing) -> None:
+        self.existing = existing
+        super().__init__(
+            f"This order already has an invoice that can still be paid ({existing.reference or existing.remote_id}, "
+            f"{existing.status}). Let the customer pay it, cancel it first, or pass allow_another=True.")
+
+
 class OtpLocked(InvoicePayError):
     """Too many wrong codes for this invoice: OTP payment is refused for a cooling-off period."""
 

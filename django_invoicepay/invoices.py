@@ -9,6 +9,7 @@ transition. Creating, syncing and cancelling all end in that path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from . import announcements
 from .conf import INVOICE_STATUSES
+from .errors import OpenInvoiceExists
 from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
 from .orders import follow_invoice, get_order_adapter
 from .providers import rehive_client
@@ -68,12 +70,17 @@ def create_for(
     metadata: Mapping[str, Any] | None = None,
     reference: str | None = None,
     renewal_of: Invoice | None = None,
+    allow_another: bool = False,
 ) -> Invoice:
     """Create the remote invoice for `order` and mirror it locally.
 
     `amount` and item prices are integers in minor units of the business's currency.
     Items go to `metadata.service_business.items`; the order number (or `reference`) to
     `request_reference`. `renewal_of` links a renewal to the expired invoice it replaces.
+
+    An order with an invoice that can still be paid gets no second one (a customer could pay
+    both): `OpenInvoiceExists` says which, unless `allow_another=True`. The order's row is locked
+    while this is checked and the invoice created, so two requests at once cannot both pass.
     """
     if reference is None:
         reference = get_order_adapter().reference(order) if order is not None else ""
@@ -93,7 +100,22 @@ def create_for(
         "metadata": meta,
     }
     fields.update({key: value for key, value in optional.items() if value})
-    data = rehive_client().create_invoice(fields)
+    guarded = order is not None and not allow_another and renewal_of is None
+    with transaction.atomic() if guarded else contextlib.nullcontext():
+        if guarded:
+            _refuse_a_second_open_invoice(order)
+        data = rehive_client().create_invoice(fields)
+        return _mirror_new(data, order, renewal_of)
+
+
+def _refuse_a_second_open_invoice(order: models.Model) -> None:
+    type(order)._default_manager.select_for_update().filter(pk=order.pk).first()  # one creator at a time
+    existing = Invoice.objects.for_order(order).open().order_by("-pk").first()
+    if existing is not None:
+        raise OpenInvoiceExists(existing)
+
+
+def _mirror_new(data: InvoiceData, order: models.Model | None, renewal_of: Invoice | None) -> Invoice:
     with transaction.atomic():
         invoice = Invoice(remote_id=data.id, renewal_of=renewal_of)
         if order is not None:

@@ -44,7 +44,7 @@ def run_concurrently(jobs):
 
 
 def test_workers_racing_with_duplicate_and_stale_payloads(order, rehive, fired):
-    invoices = [Invoice.objects.create_for(order, amount=1250) for _ in range(3)]
+    invoices = [Invoice.objects.create_for(order, amount=1250, allow_another=True) for _ in range(3)]
     payloads = []
     for invoice in invoices:
         sandbox.choose_processor(invoice.remote_id, "native")
@@ -116,7 +116,7 @@ def test_two_pollers_at_once_fetch_each_invoice_once_and_signal_once(order, fres
 
     from django_invoicepay.polling import sweep
 
-    invoices = [Invoice.objects.create_for(order, amount=500 + i) for i in range(24)]
+    invoices = [Invoice.objects.create_for(order, amount=500 + i, allow_another=True) for i in range(24)]
     for n, invoice in enumerate(invoices):
         [sandbox.pay, sandbox.choose_processor, sandbox.underpay][n % 3](
             invoice.remote_id, *(["bank_transfer"] if n % 3 == 1 else []))
@@ -187,3 +187,20 @@ def test_parallel_releases_reach_the_provider_once_and_signal_once(fresh_sandbox
     assert [(old, new) for old, new, _ in seen if new == "released"] == [("placed", "released")]
     hold.refresh_from_db()
     assert hold.status == "released" and hold.status_changes.filter(to_status="released").count() == 1
+
+
+def test_two_requests_creating_an_invoice_for_one_order_make_one(order, fresh_sandbox):
+    from django_invoicepay.errors import OpenInvoiceExists
+
+    outcomes = []
+
+    def create():
+        try:
+            Invoice.objects.create_for(order, amount=1250)
+            outcomes.append("created")
+        except OpenInvoiceExists:
+            outcomes.append("refused")
+
+    run_concurrently([create] * 4)
+    assert sorted(outcomes) == ["created", "refused", "refused", "refused"]
+    assert Invoice.objects.for_order(order).count() == 1

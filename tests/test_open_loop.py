@@ -85,7 +85,7 @@ def test_no_quote_yet_explains_and_a_missing_variable_does_not_crash(invoice):
 def test_the_deposit_tag_makes_no_query_per_transaction(order):
     counts = []
     for n in (1, 12):
-        invoice = Invoice.objects.create_for(order, amount=1250)
+        invoice = Invoice.objects.create_for(order, amount=1250, allow_another=True)
         sandbox.choose_processor(invoice.remote_id, "native_bitcoin")
         for _ in range(n):
             sandbox.crypto_deposit(invoice.remote_id, amount=1, confirmations=1)

@@ -104,11 +104,11 @@ def test_a_failing_adapter_rolls_the_invoice_back_so_a_later_sync_retries(invoic
 def test_overpaid_underpaid_and_expired_have_their_own_signals(order, fired, commit):
     from django_invoicepay.models import Invoice
 
-    over = Invoice.objects.create_for(order, amount=1250)
+    over = Invoice.objects.create_for(order, amount=1250)  # three open invoices for one order: asked for
     sandbox.overpay(over.remote_id, 275)
-    under = Invoice.objects.create_for(order, amount=1250)
+    under = Invoice.objects.create_for(order, amount=1250, allow_another=True)
     sandbox.underpay(under.remote_id, 50)
-    gone = Invoice.objects.create_for(order, amount=1250)
+    gone = Invoice.objects.create_for(order, amount=1250, allow_another=True)
     sandbox.expire(gone.remote_id)
     with commit():
         for invoice in (over, under, gone):

@@ -202,3 +202,19 @@ def test_an_unchanged_payload_writes_nothing(order):
     writes = [s for s in statements if s.split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
     assert writes == []
     assert InvoiceStatusChange.objects.filter(invoice__remote_id=remote_id).count() == 2
+
+
+def test_a_second_open_invoice_for_an_order_is_refused_unless_asked_for(order, fresh_sandbox):
+    from django_invoicepay.errors import OpenInvoiceExists
+
+    first = Invoice.objects.create_for(order, amount=1250)
+    creates = sum(1 for r in fresh_sandbox.requests if r["method"] == "POST")
+    with pytest.raises(OpenInvoiceExists) as refused:
+        Invoice.objects.create_for(order, amount=1250)
+    assert refused.value.existing == first and "allow_another=True" in refused.value.message
+    assert sum(1 for r in fresh_sandbox.requests if r["method"] == "POST") == creates  # never reached the provider
+    another = Invoice.objects.create_for(order, amount=1250, allow_another=True)
+    assert Invoice.objects.for_order(order).count() == 2
+    first.cancel()
+    another.cancel()
+    assert Invoice.objects.create_for(order, amount=1250).status == "initiated"  # nothing open any more
