@@ -34,7 +34,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import announcements, leases
-from .errors import ProviderError
+from .errors import ProviderError, ProviderNotFound
 from .invoices import apply_invoice, fetch
 from .models import Invoice, PollSchedule
 from .models.invoices import FINAL_STATUSES
@@ -45,6 +45,9 @@ from .webhooks import intake
 logger = logging.getLogger("django_invoicepay.polling")
 
 FAST, NORMAL, SLOW, MAX_INTERVAL = 30, 120, 600, 3600
+#: After this many 404s in a row (a few minutes apart at least) an invoice is marked missing at the
+#: provider and taken out of the regular sweep, with a warning; `--invoice` or `--all` still polls it.
+MISSING_AFTER = 3
 #: How long a claim holds before another poller may take the invoice. Renewed every LEASE / 3 seconds
 #: while the batch runs, so it only has to outlast a pause, not a batch: a killed poller's invoices
 #: are polled again by the next sweep within a minute (docs/polling.md).
@@ -74,7 +77,8 @@ class SweepResult:
         return sum(self.outcomes.values())
 
     def as_dict(self) -> dict:
-        return {"polled": self.polled, **{k: self.outcomes.get(k, 0) for k in ("changed", "unchanged", "failed")},
+        return {"polled": self.polled,
+                **{k: self.outcomes.get(k, 0) for k in ("changed", "unchanged", "failed", "missing")},
                 "seconds": round(self.seconds, 3), "deliveries": dict(self.deliveries), "announced": self.announced,
                 "interrupted": self.interrupted}
 
@@ -82,6 +86,9 @@ class SweepResult:
         d = self.as_dict()
         lines = [f"Polled {d['polled']} invoice(s): {d['changed']} changed, {d['unchanged']} unchanged, "
                  f"{d['failed']} failed, in {d['seconds']:.1f} s."]
+        if d["missing"]:
+            lines.append(f"Warning: {d['missing']} invoice(s) unknown to the provider (404); after {MISSING_AFTER} "
+                         "in a row an invoice is marked missing and no longer polled.")
         if self.deliveries:
             detail = ", ".join(f"{n} {status}" for status, n in sorted(self.deliveries.items()))
             lines.append(f"Finished {sum(self.deliveries.values())} unfinished webhook deliver"
@@ -107,7 +114,7 @@ def candidates(*, invoices: Iterable[str] = (), statuses: Iterable[str] = (), si
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if not (include_final or invoices or statuses):
-        qs = qs.exclude(status__in=FINAL_STATUSES)
+        qs = qs.exclude(status__in=FINAL_STATUSES).filter(missing_since__isnull=True)
     return qs
 
 
@@ -177,6 +184,8 @@ def _apply_and_reschedule(fetched: Fetched) -> str:
             raise  # the connection, not the invoice: its claim is given back, so the next sweep polls it at once
         except Exception as exc:  # noqa: BLE001 - e.g. a shop's order adapter failing: retried later
             error = exc
+    if isinstance(error, ProviderNotFound):
+        return _not_found(invoice, schedule)
     if error is not None:
         if isinstance(error, ProviderError):
             logger.warning("Polling invoice %s failed: %s", invoice.remote_id, error)
@@ -187,12 +196,30 @@ def _apply_and_reschedule(fetched: Fetched) -> str:
         on_fresh_connection(lambda: _reschedule(invoice.pk, interval, failures=failures))
         return "failed"
     changed = fresh.remote_updated != invoice.remote_updated or fresh.status != invoice.status
+    if invoice.missing_since is not None:  # found again
+        Invoice.objects.filter(pk=invoice.pk).update(missing_since=None)
     if fresh.is_final:
         PollSchedule.objects.filter(pk=invoice.pk).delete()  # nothing left to wait for
     else:
         base = base_interval(fresh)
-        _reschedule(invoice.pk, base if changed else min(max(previous * 2, base), MAX_INTERVAL), failures=0)
+        _reschedule(invoice.pk, base if changed else min(max(previous * 2, base), MAX_INTERVAL), failures=0,
+                    not_found=0)
     return "changed" if changed else "unchanged"
+
+
+def _not_found(invoice: Invoice, schedule: PollSchedule | None) -> str:
+    """The provider answered 404: after MISSING_AFTER in a row, mark the invoice missing and stop polling it."""
+    misses = (schedule.not_found if schedule else 0) + 1
+    if misses < MISSING_AFTER:
+        logger.warning("Polling invoice %s: the provider does not know it (404, %d of %d)", invoice.remote_id,
+                       misses, MISSING_AFTER)
+        _reschedule(invoice.pk, NORMAL * misses, not_found=misses)
+        return "missing"
+    Invoice.objects.filter(pk=invoice.pk).update(missing_since=timezone.now())
+    PollSchedule.objects.filter(pk=invoice.pk).delete()
+    logger.warning("Invoice %s: the provider answered 404 %d times in a row; marked missing, no longer polled "
+                   "(poll it again with invoicepay_sync --invoice %s)", invoice.remote_id, misses, invoice.public_token)
+    return "missing"
 
 
 def poll_one(invoice_id: int) -> str:

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_invoicepay import sandbox
+from django_invoicepay import polling, sandbox
 from django_invoicepay.models import Invoice, PollSchedule
 from django_invoicepay.polling import FAST, MAX_INTERVAL, NORMAL, poll_one, sweep
 
@@ -179,3 +179,43 @@ def test_any_public_token_can_be_given_to_the_command(order, monkeypatch):
     out = io.StringIO()
     call_command("invoicepay_sync", "--invoice", invoice.public_token, stdout=out)
     assert out.getvalue().startswith("Polled 1 invoice(s)")
+
+
+def test_an_invoice_the_provider_no_longer_knows_is_marked_and_left_out_without_failing_cron(mixed, fresh_sandbox):
+    gone = mixed[2]
+    del fresh_sandbox.data["invoices"][gone.remote_id]  # the provider no longer knows it
+    outputs = []
+    for _ in range(polling.MISSING_AFTER):
+        due_now(*mixed)
+        out = io.StringIO()
+        call_command("invoicepay_sync", stdout=out)  # no SystemExit: cron sees success
+        outputs.append(out.getvalue())
+    assert "1 invoice(s) unknown to the provider (404)" in outputs[0]
+    gone.refresh_from_db()
+    assert gone.missing_since is not None and not PollSchedule.objects.filter(invoice=gone).exists()
+    due_now(*mixed)
+    assert gone.remote_id not in calls_of(fresh_sandbox, lambda: call_command("invoicepay_sync", stdout=io.StringIO()))
+
+
+def calls_of(state, action) -> str:
+    state.requests.clear()
+    action()
+    return " ".join(calls(state))
+
+
+def test_log_lines_never_land_inside_the_progress_bar(mixed, fresh_sandbox):
+    import logging
+
+    out = Terminal()
+    handler = logging.StreamHandler(out)
+    logging.getLogger("django_invoicepay").addHandler(handler)
+    sandbox.add_fault("503", method="GET", times=100)  # every invoice logs a warning mid-sweep
+    try:
+        with pytest.raises(SystemExit):
+            call_command("invoicepay_sync", "--all", stdout=out)
+    finally:
+        logging.getLogger("django_invoicepay").removeHandler(handler)
+    lines = [part for line in out.getvalue().split("\n") for part in line.split("\r") if part]
+    logged = [line for line in lines if "Polling invoice" in line]
+    assert len(logged) == len(mixed)
+    assert all(line.startswith("Polling invoice") for line in logged)  # each on a line of its own

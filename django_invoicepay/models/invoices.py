@@ -43,7 +43,7 @@ class InvoiceQuerySet(models.QuerySet):
         return self.filter(content_type=content_type, object_id=str(order.pk))
 
     def open(self) -> InvoiceQuerySet:
-        """Invoices whose status can still change."""
+        """Invoices whose status can still change (the provider's 404s aside: see `missing_since`)."""
         return self.exclude(status__in=FINAL_STATUSES)
 
 
@@ -107,6 +107,8 @@ class Invoice(OtpGuarded):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="renewed_by",
         verbose_name=_("renews"), help_text=_("The expired invoice this one replaces."),
     )
+    #: Set when the provider answered 404 for it several polls in a row: no longer polled (docs/polling.md).
+    missing_since = models.DateTimeField(_("unknown to the provider since"), null=True, blank=True)
     public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

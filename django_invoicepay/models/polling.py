@@ -16,6 +16,7 @@ class PollSchedule(models.Model):
     interval = models.PositiveIntegerField(_("current interval (s)"), default=60)
     last_polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
     failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    not_found = models.PositiveIntegerField(_("consecutive 404s from the provider"), default=0)
 
     class Meta:
         verbose_name = _("poll schedule")

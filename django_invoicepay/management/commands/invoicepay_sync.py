@@ -6,6 +6,8 @@ only fetches what is due. Many runs at once are safe.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import sys
 from datetime import datetime, timedelta
@@ -68,15 +70,14 @@ class Command(BaseCommand):
         if options["concurrency"] < 1 or options["batch"] < 1:
             raise CommandError("--concurrency and --batch must be at least 1.")
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
-        progress = self._bar if tty else None
-        result = sweep(
-            invoices=options["invoice"], statuses=options["status"],
-            since=parse_since(options["since"]) if options["since"] else None,
-            include_final=options["all"], concurrency=options["concurrency"], batch=options["batch"],
-            progress=progress,
-        )
-        if tty and result.polled:
-            self.stdout.write("")
+        with self._logs_on_their_own_lines() if tty else contextlib.nullcontext():
+            result = sweep(
+                invoices=options["invoice"], statuses=options["status"],
+                since=parse_since(options["since"]) if options["since"] else None,
+                include_final=options["all"], concurrency=options["concurrency"], batch=options["batch"],
+                progress=self._bar if tty else None,
+            )
+        self._end_bar()
         self.stdout.write(result.summary())
         failed = bool(result.outcomes.get("failed") or result.interrupted)
         if not options["invoice"]:  # holds are refreshed on every general run
@@ -102,8 +103,40 @@ class Command(BaseCommand):
         if counts.get("failed"):
             sys.exit(1)
 
+    _bar_drawn = False
+
     def _bar(self, done: int, total: int) -> None:
         total = max(total, done, 1)
         filled = int(30 * done / total)
         self.stdout.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total}", ending="")
         self.stdout.flush()
+        self._bar_drawn = True
+
+    def _end_bar(self) -> None:
+        if self._bar_drawn:
+            self.stdout.write("")  # ends the bar's line
+            self._bar_drawn = False
+
+    @contextlib.contextmanager
+    def _logs_on_their_own_lines(self):
+        """While the progress bar is on screen, a log record first ends the bar's line, so a log line never
+        lands in the middle of the bar (the next progress update draws the bar again below it)."""
+        command = self
+
+        class EndTheBar(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                command._end_bar()
+                return True
+
+        end_the_bar = EndTheBar()
+        handlers = {handler for name in ("", "django_invoicepay", "django")
+                    for handler in logging.getLogger(name).handlers}
+        if logging.lastResort is not None:
+            handlers.add(logging.lastResort)
+        for handler in handlers:
+            handler.addFilter(end_the_bar)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(end_the_bar)
