@@ -19,6 +19,7 @@ from django.contrib.auth import get_permission_codename
 from django.utils.translation import gettext_lazy as _
 
 from . import holds
+from .admin_inlines import order_link
 from .errors import InvoicePayError
 from .models import (
     Hold,
@@ -139,7 +140,7 @@ class InvoiceAdmin(MirrorAdmin):
                     "created_at")
     list_filter = ("status", "primary_processor")
     search_fields = ("remote_id", "reference", "request_reference", "payer_email")
-    exclude = ("raw", "payer_mobile_number")
+    exclude = ("raw", "payer_mobile_number", "content_type", "object_id")
     inlines = (QuoteInline, TransactionInline, RefundInline, StatusChangeInline)
     actions = (sync_invoices, cancel_invoices, refund_overpayments, renew_invoices)
 
@@ -147,8 +148,12 @@ class InvoiceAdmin(MirrorAdmin):
     def amount_display(self, obj: Invoice) -> str:
         return str(obj.amount)
 
+    @admin.display(description=_("order"))
+    def order(self, obj: Invoice) -> str:
+        return order_link(obj)
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+        return ["order", *(f.name for f in self.model._meta.fields if f.name not in self.exclude)]
 
     def has_cancel_permission(self, request) -> bool:
         return _has_perm(self, request, "cancel")
@@ -218,8 +223,15 @@ class HoldConsentAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "customer_email", "auth_type", "masked_identifier", "status", "token_expires_at")
     list_filter = ("status", "auth_type")
     search_fields = ("customer_email", "customer_ref", "transaction_ref")
-    hidden = ("token_sealed", "raw", "public_token")
+    hidden = ("token_sealed", "raw", "public_token", "content_type", "object_id")
     inlines = (HoldInline,)
+
+    @admin.display(description=_("order"))
+    def order(self, obj: HoldConsent) -> str:
+        return order_link(obj)
+
+    def get_fields(self, request, obj=None):
+        return ["order", *super().get_fields(request, obj)]
 
 
 @admin.action(description=_("Release the hold"), permissions=["release"])

@@ -268,3 +268,19 @@ def test_the_webhook_log_filters_by_date_without_time_zone_tables(admin_client, 
               for c in dates.choices(cl)}
     assert counts["Today"] == counts["Past 7 days"] == counts["This year"] == 1
     assert admin_client.get(url, {"q": "evt-admin"}).context["cl"].result_count == 1
+
+
+def test_an_invoice_and_a_consent_link_to_the_shops_order_and_the_order_shows_them(admin_client, invoice, order):
+    from django_invoicepay import holds as hold_services
+    from tests.test_holds import ACCOUNT, CUSTOMER
+
+    consent = hold_services.request_consent(auth_type="bank.account", credentials=ACCOUNT, customer=CUSTOMER,
+                                            order=order)
+    order_url = f"/admin/shop/order/{order.pk}/change/"
+    for page in (f"/admin/invoicepay/invoice/{invoice.pk}/change/",
+                 f"/admin/invoicepay/holdconsent/{consent.pk}/change/"):
+        html = admin_client.get(page).content.decode()
+        assert f'<a href="{order_url}">{order}</a>' in html
+    order_page = admin_client.get(order_url).content.decode()
+    assert f'/admin/invoicepay/invoice/{invoice.pk}/change/' in order_page and invoice.reference in order_page
+    assert f'/admin/invoicepay/holdconsent/{consent.pk}/change/' in order_page and "••••••6789" in order_page
