@@ -11,7 +11,6 @@ sweep (`announce_due`) sends them later, still in order. Receivers get a stable
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,8 +117,18 @@ def announce(outbox: Outbox, owner: models.Model) -> int:
 
 
 def announce_on_commit(outbox: Outbox, owner: models.Model) -> None:
-    """After the current transaction commits, announce what it recorded (errors are logged: the sweep retries)."""
-    transaction.on_commit(functools.partial(announce, outbox, owner), robust=True)
+    """After the current transaction commits, announce what it recorded. Nothing raises from here: a failure
+    (a dropped connection) is logged and leaves the rows unannounced, for the sweep."""
+
+    def announce_committed() -> None:
+        try:
+            announce(outbox, owner)
+        except Exception as exc:  # noqa: BLE001 - the change is committed; the sweep announces it
+            logger.warning("Announcing the transitions of %s %s failed (%s); the sweep sends them",
+                           outbox.owner_field, owner.pk, type(exc).__name__)
+            reset_connection()
+
+    transaction.on_commit(announce_committed)
 
 
 def announce_due(*, limit: int = 500) -> int:
