@@ -7,6 +7,9 @@ an interface can forward it with its meaning kept.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
 
 class InvoicePayError(Exception):
     """Base class of every error this app raises on purpose."""
@@ -15,7 +18,7 @@ class InvoicePayError(Exception):
 class ProviderError(InvoicePayError):
     """A provider call did not succeed."""
 
-    default_message = "The payment provider could not handle the request."
+    default_message = _("The payment provider could not handle the request.")
 
     def __init__(
         self,
@@ -42,13 +45,13 @@ class ProviderError(InvoicePayError):
 class ProviderUnavailable(ProviderError):
     """Timeouts, connection failures, 5xx answers: try again later."""
 
-    default_message = "The payment provider is unavailable right now. Please try again shortly."
+    default_message = _("The payment provider is unavailable right now. Please try again shortly.")
 
 
 class ProviderBadResponse(ProviderUnavailable):
     """The provider answered something that is not its documented format."""
 
-    default_message = "The payment provider sent an answer we could not read. Please try again shortly."
+    default_message = _("The payment provider sent an answer we could not read. Please try again shortly.")
 
 
 class ProviderRejected(ProviderError):
@@ -62,13 +65,13 @@ class ProviderValidationError(ProviderRejected):
 class ProviderAuthError(ProviderRejected):
     """HTTP 401/403: the shop's credentials are missing, wrong or lack permission."""
 
-    default_message = "The payment provider refused our credentials."
+    default_message = _("The payment provider refused our credentials.")
 
 
 class ProviderNotFound(ProviderRejected):
     """HTTP 404: the provider does not know this object."""
 
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class ProviderConflict(ProviderRejected):
@@ -116,8 +119,9 @@ class OpenInvoiceExists(InvoiceStateError):
     def __init__(self, existing) -> None:
         self.existing = existing
         super().__init__(
-            f"This order already has an invoice that can still be paid ({existing.reference or existing.remote_id}, "
-            f"{existing.status}). Let the customer pay it, cancel it first, or pass allow_another=True.")
+            str(_("This order already has an invoice that can still be paid (%(invoice)s, %(status)s). Let the "
+                  "customer pay it, cancel it first, or pass allow_another=True."))
+            % {"invoice": existing.reference or existing.remote_id, "status": existing.status})
 
 
 class OtpLocked(InvoicePayError):
@@ -126,9 +130,9 @@ class OtpLocked(InvoicePayError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         minutes = max(1, -(-retry_after // 60))
-        self.message = (
-            f"Too many wrong codes. For your security, try again in {minutes} minute{'s' if minutes > 1 else ''}."
-        )
+        self.message = ngettext("Too many wrong codes. For your security, try again in %(minutes)d minute.",
+                                "Too many wrong codes. For your security, try again in %(minutes)d minutes.",
+                                minutes) % {"minutes": minutes}
         super().__init__(self.message)
 
 
@@ -138,7 +142,7 @@ class OtpBusy(InvoicePayError):
 
     def __init__(self, retry_after: int = 1) -> None:
         self.retry_after = retry_after
-        self.message = "A code is being checked, try again in a moment."
+        self.message = str(_("A code is being checked, try again in a moment."))
         super().__init__(self.message)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.utils.translation import gettext as _
+
 from . import otp as otp_guard
 from .errors import InvoiceStateError, ProviderAuthError, ProviderError, ProviderRejected, ProviderUnavailable
 from .invoices import apply_invoice, sync
@@ -22,7 +24,8 @@ logger = logging.getLogger("django_invoicepay.payments")
 
 def _open(invoice: Invoice) -> None:
     if invoice.is_final:
-        raise InvoiceStateError(f"This invoice is {invoice.status}: it cannot be paid any more.")
+        raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.")
+                                % {"status": invoice.status})
 
 
 def payment_processors(invoice: Invoice) -> list[dict]:
@@ -94,7 +97,7 @@ def submit_otp(invoice: Invoice, otp: str, *, source: str = "api") -> Invoice:
         status = Invoice.objects.filter(pk=invoice.pk).values_list("status", flat=True).first()
         if status in FINAL_STATUSES:  # paid by a code checked just before this one
             attempt.not_counted()
-            raise InvoiceStateError(f"This invoice is {status}: it cannot be paid any more.")
+            raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.") % {"status": status})
         try:
             rehive_client().otp_challenge(invoice.remote_id, otp)
         except ProviderRejected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from .errors import InvoiceStateError, ProviderRejected, ProviderUnavailable
 from .models import Invoice, Refund
@@ -29,7 +30,7 @@ def _record(invoice: Invoice) -> Refund:
         if refund is not None:
             return refund
         if locked.status != "overpaid" or locked.overpaid_by <= 0:
-            raise InvoiceStateError("This invoice is not overpaid: there is nothing to refund.")
+            raise InvoiceStateError(_("This invoice is not overpaid: there is nothing to refund."))
         money = locked.overpaid_money
         return Refund.objects.create(
             invoice=locked, reason=Refund.Reason.OVERPAYMENT, amount=money.amount,

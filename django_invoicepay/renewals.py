@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .errors import InvoiceStateError
 from .invoices import create_for
@@ -34,7 +35,8 @@ def renew(invoice: Invoice) -> Invoice:
         if existing is not None:
             return existing
         if old.status != "expired":
-            raise InvoiceStateError(f"Only an expired invoice can be renewed; this one is {old.status}.")
+            raise InvoiceStateError(_("Only an expired invoice can be renewed; this one is %(status)s.")
+                                    % {"status": old.status})
         metadata = dict(old.raw.get("metadata") or {})
         business = dict(metadata.pop("service_business", {}) or {})
         items = business.pop("items", [])

@@ -11,6 +11,8 @@ import logging
 
 from django.apps import apps
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, ValidationError
 from rest_framework.response import Response
@@ -30,7 +32,7 @@ class CustomerSerializer(serializers.Serializer):
     surname = serializers.CharField(max_length=100)
     email = serializers.EmailField()
     mobile_no = serializers.RegexField(r"^\+?\d{7,15}$", error_messages={
-        "invalid": "Enter the mobile number in international format, digits only, e.g. 2348022222208."})
+        "invalid": gettext_lazy("Enter the mobile number in international format, digits only, e.g. 2348022222208.")})
     customer_ref = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
@@ -45,16 +47,16 @@ class ConsentRequestSerializer(serializers.Serializer):
     def validate_auth_type(self, value: str) -> str:
         allowed = invoicepay_settings.ONEPIPE["ALLOWED_AUTH_TYPES"]
         if value not in allowed or value not in holds.CREDENTIALS:
-            raise serializers.ValidationError(f"Choose one of: {', '.join(allowed)}.")
+            raise serializers.ValidationError(_("Choose one of: %(choices)s.") % {"choices": ", ".join(allowed)})
         return value
 
     def validate(self, attrs: dict) -> dict:
         needed = holds.CREDENTIALS[attrs["auth_type"]][0]
         given = attrs["credentials"]
-        errors = {name: ["This field is required."] for name in needed if not given.get(name)}
+        errors = {name: [_("This field is required.")] for name in needed if not given.get(name)}
         unknown = set(given) - set(needed)  # e.g. a card PIN sent with a bank account: refused, not ignored
         if unknown:
-            errors.update({name: ["Not a credential of this kind."] for name in sorted(unknown)})
+            errors.update({name: [_("Not a credential of this kind.")] for name in sorted(unknown)})
         if errors:
             raise serializers.ValidationError({"credentials": errors})
         return attrs
@@ -87,7 +89,7 @@ class HoldsNotConfigured(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
     def __init__(self) -> None:
-        super().__init__({"detail": "Hold funds is not configured.", "code": "not_configured"})
+        super().__init__({"detail": _("Hold funds is not configured."), "code": "not_configured"})
 
 
 class ConsentView(InvoiceView):
@@ -110,7 +112,7 @@ class ConsentView(InvoiceView):
         else:
             allowed = consent is not None and owned_by_requester(self.request, consent)
         if not allowed:
-            raise NotFound("No such consent.")
+            raise NotFound(_("No such consent."))
         return consent
 
     def handle_exception(self, exc):
@@ -126,7 +128,7 @@ class ConsentCreate(ConsentView):
     def post(self, request) -> Response:
         user = request.user if request.user and request.user.is_authenticated else None
         if user is None and invoicepay_settings.HOLDS_ALLOW_ANONYMOUS is not True:
-            raise NotAuthenticated("Log in to give your consent.")
+            raise NotAuthenticated(_("Log in to give your consent."))
         data = self.valid(ConsentRequestSerializer)
         consent = holds.request_consent(auth_type=data["auth_type"], credentials=data["credentials"],
                                         customer=data["customer"], amount=data["amount"], owner=user,
@@ -138,7 +140,7 @@ class ConsentCreate(ConsentView):
         if order_id is None:
             return None
         if not invoicepay_settings.ORDER_MODEL:
-            raise ValidationError({"order": ["This shop does not take an order here."]})
+            raise ValidationError({"order": [_("This shop does not take an order here.")]})
         model = apps.get_model(invoicepay_settings.ORDER_MODEL)
         try:
             order = model._default_manager.filter(pk=order_id).first()
@@ -146,7 +148,7 @@ class ConsentCreate(ConsentView):
             order = None
         owner = get_order_adapter().owner(order) if order is not None else None
         if order is None or getattr(owner, "pk", owner) != getattr(user, "pk", None):
-            raise ValidationError({"order": ["No such order."]})
+            raise ValidationError({"order": [_("No such order.")]})
         return order
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -72,7 +73,7 @@ def error_response(exc: InvoicePayError, *, field: str | None = None) -> Respons
     if isinstance(exc, ProviderAuthError):
         # The shop's credentials are wrong: tell the shop in the log, not the payer.
         log_provider_failure(exc, "Payer request")
-        exc = ProviderUnavailable("Payments are not available right now. Please try again later.")
+        exc = ProviderUnavailable(_("Payments are not available right now. Please try again later."))
     if isinstance(exc, ProviderUnavailable):
         return Response({"detail": exc.message, "code": "provider_unavailable", "retry_after": RETRY_AFTER},
                         status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER)})
@@ -82,4 +83,4 @@ def error_response(exc: InvoicePayError, *, field: str | None = None) -> Respons
         code = exc.status if exc.status and 400 <= exc.status < 500 else status.HTTP_400_BAD_REQUEST
         return Response({"detail": exc.message, "code": "provider_rejected"}, status=code)
     logger.exception("Unexpected invoicepay error")
-    return Response({"detail": str(exc) or "The request could not be handled."}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"detail": str(exc) or _("The request could not be handled.")}, status=status.HTTP_400_BAD_REQUEST)

@@ -5,6 +5,7 @@ never tells whether an invoice exists.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
 
 from ..models import Invoice
@@ -29,5 +30,5 @@ def invoice_for(request, token: str) -> Invoice:
         .first()
     )
     if invoice is None or not owned_by_requester(request, invoice):
-        raise NotFound("No such invoice.")
+        raise NotFound(_("No such invoice."))
     return invoice

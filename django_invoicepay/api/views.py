@@ -3,6 +3,7 @@ through `errors.error_response` so nothing becomes a 500."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -91,7 +92,7 @@ class Payer(InvoiceView):
         invoice = self.invoice()
         data = self.valid(PayerSerializer)
         invoice = payments.set_payer(invoice, email=data["payer_email"], mobile_number=data["payer_mobile_number"])
-        return self.answer(invoice, detail="We sent a code by SMS to the mobile number on your wallet.")
+        return self.answer(invoice, detail=_("We sent a code by SMS to the mobile number on your wallet."))
 
 
 class Otp(InvoiceView):
@@ -102,7 +103,7 @@ class Otp(InvoiceView):
     def post(self, request, token: str) -> Response:
         invoice = self.invoice()
         data = self.valid(OtpSerializer)  # the code's format is checked before any provider call
-        return self.answer(payments.submit_otp(invoice, data["otp"]), detail="Payment accepted.")
+        return self.answer(payments.submit_otp(invoice, data["otp"]), detail=_("Payment accepted."))
 
 
 class OtpResend(InvoiceView):
@@ -111,7 +112,7 @@ class OtpResend(InvoiceView):
 
     def post(self, request, token: str) -> Response:
         payments.resend_otp(self.invoice())
-        return Response({"detail": "A new code is on its way."})
+        return Response({"detail": _("A new code is on its way.")})
 
 
 class Renew(InvoiceView):
@@ -125,4 +126,4 @@ class Renew(InvoiceView):
         already = getattr(old, "renewed_by", None)
         new = renewals.renew(old)
         code = status.HTTP_200_OK if already else status.HTTP_201_CREATED
-        return self.answer(invoice_for(request, new.public_token), code=code, detail="A new invoice was created.")
+        return self.answer(invoice_for(request, new.public_token), code=code, detail=_("A new invoice was created."))
