@@ -230,6 +230,9 @@ def place_hold(consent: HoldConsent, amount: int, *, description: str = "") -> H
     except ProviderUnavailable as exc:
         Hold.objects.filter(pk=hold.pk).update(error=exc.message[:255])  # pending: refresh_hold finds out
         raise
+    if result.undecided:  # in progress or timed out at OnePipe: stays pending, a refresh settles it
+        Hold.objects.filter(pk=hold.pk).update(error=result.reason[:255])
+        raise HoldError(result.reason, code=result.code)
     if not result.successful:
         _transition(hold, Hold.Status.FAILED, answer=result, source="place", error=result.reason[:255])
         raise HoldError(result.reason, code=result.code)
@@ -280,13 +283,28 @@ def refresh_hold(hold: Hold, *, source: str = "refresh") -> Hold:
     if hold.is_final:
         return hold
     result = onepipe_client().query(request_type=REQUEST_TYPE, transaction_ref=hold.transaction_ref)
-    state = str(result.provider_response.get("transaction_status") or result.outcome)
-    status = {"Successful": Hold.Status.PLACED, "Reversed": Hold.Status.RELEASED,
-              "Failed": Hold.Status.FAILED}.get(state, hold.status)
+    status = _status_from_query(hold, result)
     expiry = parse_expiry(result.provider_response.get("hold_expiry")) or hold.hold_expires_at
     if status == Hold.Status.PLACED and expiry and expiry <= timezone.now():
         status = Hold.Status.EXPIRED
     return _transition(hold, status, answer=result, source=source, hold_expires_at=expiry)
+
+
+def _status_from_query(hold: Hold, result: OnePipeResult) -> str:
+    """What a transact/query answer says of the hold. Only the transaction's own status decides; an
+    answer that is itself a failure (in progress, a timeout, an error) leaves the hold as it is. A
+    transaction OnePipe never saw ("Failed" for a pending hold) did not happen."""
+    state = str(result.provider_response.get("transaction_status") or "")
+    if not state and result.successful:
+        state = "Successful"
+    if result.undecided or not state:
+        if hold.status == Hold.Status.PENDING and result.outcome == "Failed" and not result.undecided:
+            return Hold.Status.FAILED
+        return hold.status
+    if state == "Failed" and hold.status != Hold.Status.PENDING:
+        return hold.status  # a placed hold is only ever released or expired; never lost to a failed answer
+    return {"Successful": Hold.Status.PLACED, "Reversed": Hold.Status.RELEASED,
+            "Failed": Hold.Status.FAILED}.get(state, hold.status)
 
 
 def refresh_open_holds() -> dict[str, int]:

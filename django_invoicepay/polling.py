@@ -71,6 +71,7 @@ class SweepResult:
     deliveries: dict = field(default_factory=dict)  # webhook deliveries finished, by outcome
     announced: int = 0  # transitions whose signals a dead process had left unsent
     interrupted: str = ""  # why the sweep stopped early (the database stayed unreachable), if it did
+    holds: dict = field(default_factory=dict)  # pending and placed holds refreshed, by outcome
 
     @property
     def polled(self) -> int:
@@ -80,7 +81,7 @@ class SweepResult:
         return {"polled": self.polled,
                 **{k: self.outcomes.get(k, 0) for k in ("changed", "unchanged", "failed", "missing")},
                 "seconds": round(self.seconds, 3), "deliveries": dict(self.deliveries), "announced": self.announced,
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted, "holds": dict(self.holds)}
 
     def summary(self) -> str:
         d = self.as_dict()
@@ -95,6 +96,9 @@ class SweepResult:
                          f"{'y' if sum(self.deliveries.values()) == 1 else 'ies'}: {detail}.")
         if self.announced:
             lines.append(f"Sent the signals of {self.announced} transition(s) left unannounced.")
+        if self.holds:
+            detail = ", ".join(f"{n} {status}" for status, n in sorted(self.holds.items()))
+            lines.append(f"Refreshed {sum(self.holds.values())} hold(s): {detail}.")
         if self.interrupted:
             lines.append(f"Stopped early: {self.interrupted}; the next run goes on.")
         return "\n".join(lines)
@@ -312,6 +316,7 @@ def sweep(
     if not (force or since):
         result.deliveries = recover_deliveries()
         result.announced = _announce_due()
+        result.holds = _refresh_holds()
     try:
         _poll_due(result, candidates(invoices=invoices, statuses=statuses, since=since, include_final=include_final),
                   force=force, concurrency=concurrency, batch=batch, progress=progress)
@@ -348,6 +353,18 @@ def _poll_due(result: SweepResult, qs: QuerySet[Invoice], *, force: bool, concur
             _give_back(set(ids))
             raise
         _poll_batch(claimed, concurrency=concurrency, settled=settled)
+
+
+def _refresh_holds() -> dict[str, int]:
+    """Pending holds settled and placed ones checked for release or expiry (a hold only moves forward)."""
+    from .holds import refresh_open_holds
+
+    try:
+        return refresh_open_holds()
+    except DatabaseError as exc:
+        logger.warning("Refreshing holds failed: %s; the next sweep tries again", type(exc).__name__)
+        reset_connection()
+        return {}
 
 
 def _announce_due() -> int:

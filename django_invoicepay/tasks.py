@@ -32,8 +32,8 @@ if task is not None:
 
     @task
     def sync_invoices(statuses: list[str] | None = None, concurrency: int = 4) -> dict:
-        """One polling sweep (which also finishes unfinished webhook deliveries and sends signals a dead
-        process left unsent); returns its counts."""
+        """One polling sweep, the same as `invoicepay_sync` runs: it also finishes unfinished webhook deliveries,
+        sends signals a dead process left unsent and refreshes open holds; returns its counts."""
         return sweep(statuses=statuses or (), concurrency=concurrency).as_dict()
 
     @task

@@ -190,3 +190,30 @@ def test_no_secret_reaches_the_database_or_the_logs(caplog):
         if secret not in {"987"}:  # three digits may occur by chance inside encrypted text
             assert all(secret not in row for row in rows), secret
     assert hold.raw and "provider_token" not in str(hold.raw) and "provider_token" not in str(consent.raw)
+
+
+def test_a_failed_or_undecided_answer_never_strands_a_placed_hold(fresh_sandbox, changes, commit):
+    """OnePipe answers 'Failed' for its codes 09 (in progress) and 97 (timeout), and a query can fail: a placed
+    hold stays placed (the money is still held) and can still be released."""
+    consent = active_consent()
+    with commit():
+        hold = holds.place_hold(consent, 100)
+    record = fresh_sandbox.data["onepipe"]["transactions"][hold.transaction_ref]
+    record["status"] = "Failed"  # the query's transaction_status says Failed
+    assert holds.refresh_hold(hold).status == "placed"
+    sandbox.add_fault("503", path="transact/query", times=5)
+    with pytest.raises(ProviderUnavailable):
+        holds.refresh_hold(hold)
+    record["status"] = "Successful"
+    assert holds.release_hold(hold).status == "released"
+    assert [(old, new) for _, old, new in changes] == [("pending", "placed")]  # released is announced on commit
+
+
+def test_the_sync_invoices_task_refreshes_holds_too(fresh_sandbox):
+    from django_invoicepay import tasks
+
+    hold = holds.place_hold(active_consent(), 100)
+    fresh_sandbox.data["onepipe"]["transactions"][hold.transaction_ref]["hold_expiry"] = "2020-01-01-00-00-00"
+    assert tasks.sync_invoices.enqueue().return_value["holds"] == {"expired": 1}
+    hold.refresh_from_db()
+    assert hold.status == "expired"

@@ -114,14 +114,15 @@ class Hold(models.Model):
         return self.status in HOLD_FINAL_STATUSES
 
     def can_become(self, status: str) -> bool:
-        """Holds only move forward: released, expired and failed are final; placed never goes back to pending."""
+        """Holds only move forward: released, expired and failed are final; placed goes only to released or
+        expired (never back to pending, never to failed: the money is held until one of those)."""
         return status == self.status or status in HOLD_FORWARD.get(self.status, frozenset())
 
 
 HOLD_FINAL_STATUSES = frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED})
 HOLD_FORWARD = {
     Hold.Status.PENDING: frozenset({Hold.Status.PLACED, Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
-    Hold.Status.PLACED: frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
+    Hold.Status.PLACED: frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED}),  # money held: never just "failed"
 }
 
 

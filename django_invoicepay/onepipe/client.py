@@ -43,6 +43,9 @@ def parse_expiry(value: Any) -> datetime | None:
         return None
 
 
+UNDECIDED_CODES = frozenset({"09", "97"})  # in progress, timeout: not a final answer
+
+
 @dataclass(frozen=True)
 class OnePipeResult:
     status: str  # as sent
@@ -62,6 +65,12 @@ class OnePipeResult:
         if self.status == "Successful" and self.error_message:
             return "Failed"
         return self.status if self.status in STATUSES else "Failed"
+
+    @property
+    def undecided(self) -> bool:
+        """OnePipe's codes 09 (in progress) and 97 (timeout): the transaction's fate is not known yet, so a
+        later transact/query decides (docs/reference: "09 in progress, 97 timeout")."""
+        return self.code in UNDECIDED_CODES
 
     @property
     def reason(self) -> str:

@@ -17,7 +17,6 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_invoicepay import holds
 from django_invoicepay.models import WebhookDelivery
 from django_invoicepay.models.webhooks import UNFINISHED
 from django_invoicepay.polling import stop_on_signals, sweep
@@ -79,13 +78,7 @@ class Command(BaseCommand):
             )
         self._end_bar()
         self.stdout.write(result.summary())
-        failed = bool(result.outcomes.get("failed") or result.interrupted)
-        if not options["invoice"]:  # holds are refreshed on every general run
-            counts = holds.refresh_open_holds()
-            if counts:
-                detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-                self.stdout.write(f"Refreshed {sum(counts.values())} hold(s): {detail}.")
-            failed = failed or bool(counts.get("failed to refresh"))
+        failed = result.outcomes.get("failed") or result.interrupted or result.holds.get("failed to refresh")
         if failed:
             sys.exit(1)
 
