@@ -1,8 +1,9 @@
 """Optional automatic follow-ups, connected in AppConfig.ready():
 AUTO_REFUND_OVERPAYMENT refunds an overpayment, AUTO_RENEW_EXPIRED renews an expired invoice.
 
-They run after commit (the signals do), once per transition; a failure is logged and can be
-retried by hand (admin action, `invoice.refund_overpayment()`, `invoice.renew()`).
+They run after commit (the signals do). Both are idempotent. A provider outage is raised, so the
+transition is announced again later (docs/signals.md) and the follow-up retried; a refusal is logged
+and can be retried by hand (admin action, `invoice.refund_overpayment()`, `invoice.renew()`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from django.dispatch import receiver
 
 from .conf import invoicepay_settings
-from .errors import InvoicePayError
+from .errors import InvoicePayError, ProviderUnavailable
 from .signals import invoice_expired, invoice_overpaid
 
 logger = logging.getLogger("django_invoicepay.automation")
@@ -24,6 +25,8 @@ def auto_refund(sender, invoice, amount, **kwargs) -> None:
         return
     try:
         invoice.refund_overpayment()
+    except ProviderUnavailable:
+        raise  # the announcement is retried, and with it the refund (idempotent)
     except InvoicePayError as exc:
         logger.error("Automatic refund of invoice %s failed: %s", invoice.remote_id, exc)
 
@@ -34,5 +37,7 @@ def auto_renew(sender, invoice, **kwargs) -> None:
         return
     try:
         invoice.renew()
+    except ProviderUnavailable:
+        raise  # the announcement is retried, and with it the renewal (created once)
     except InvoicePayError as exc:
         logger.error("Automatic renewal of invoice %s failed: %s", invoice.remote_id, exc)

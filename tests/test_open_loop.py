@@ -185,6 +185,25 @@ def test_auto_refund_when_the_setting_is_on(invoice, rehive, commit):
     assert [r["amount"] for r in rehive.list_refunds(invoice.remote_id)] == [50]
 
 
+def test_an_auto_refund_that_meets_an_outage_is_retried_with_the_announcement(invoice, rehive, commit):
+    from django.utils import timezone
+
+    from django_invoicepay.models import InvoiceStatusChange
+    from django_invoicepay.polling import sweep
+
+    sandbox.overpay(invoice.remote_id, 50)
+    with override_settings(INVOICEPAY={"SANDBOX": True, "AUTO_REFUND_OVERPAYMENT": True}):
+        sandbox.add_fault("503", path="refunds/", method="POST", times=20)
+        with commit():
+            invoice.sync()
+        change = InvoiceStatusChange.objects.get(to_status="overpaid")
+        assert change.announced_at is None and change.announce_attempts == 1  # to be sent again
+        sandbox.get_state().faults.clear()
+        InvoiceStatusChange.objects.filter(pk=change.pk).update(announcing_until=timezone.now())  # its delay passed
+        assert sweep().announced == 1
+    assert [r["amount"] for r in rehive.list_refunds(invoice.remote_id)] == [50]
+
+
 def test_auto_refund_is_off_by_default(invoice, rehive, commit):
     sandbox.overpay(invoice.remote_id, 50)
     with commit():
