@@ -40,7 +40,7 @@ def redact_secrets(text: str) -> str:
 
     rehive, onepipe = invoicepay_settings.REHIVE, invoicepay_settings.ONEPIPE
     for secret in (rehive.get("API_KEY"), rehive.get("WEBHOOK_SECRET"), onepipe.get("API_KEY"),
-                   onepipe.get("CLIENT_SECRET")):
+                   onepipe.get("CLIENT_SECRET"), onepipe.get("WEBHOOK_TOKEN")):
         if secret and len(str(secret)) >= 4:
             text = text.replace(str(secret), "[redacted]")
     return text

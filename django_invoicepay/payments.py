@@ -100,6 +100,9 @@ def submit_otp(invoice: Invoice, otp: str, *, source: str = "api") -> Invoice:
             raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.") % {"status": status})
         try:
             rehive_client().otp_challenge(invoice.remote_id, otp)
+        except ProviderAuthError:
+            attempt.not_counted()  # the shop's credentials were refused, not the payer's code
+            raise
         except ProviderRejected:
             attempt.wrong()
             logger.info("Invoice %s: OTP refused by the provider", invoice.remote_id)

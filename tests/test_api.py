@@ -228,3 +228,4 @@ def test_the_openapi_schema_describes_the_endpoints(api):
     paths = json.loads(response.content)["paths"]
     assert {"/invoicepay/api/invoices/{token}/otp/", "/invoicepay/api/invoices/{token}/payer/"} <= set(paths)
     assert "otp" in json.dumps(paths["/invoicepay/api/invoices/{token}/otp/"])
+

@@ -101,6 +101,16 @@ def test_a_repeat_while_an_attempt_runs_is_503_and_a_lapsed_attempt_is_taken_ove
     assert (delivery.status, delivery.attempts, delivery.leased_until) == ("processed", 2, None)
 
 
+def test_a_repeat_whose_connection_drops_leaves_the_running_attempts_lease_alone(client, invoice):
+    body = envelope(invoice, "evt-held-elsewhere")
+    held_until = timezone.now() + timedelta(seconds=20)
+    stored(body, leased_until=held_until, attempts=1)
+    with dropped_connection("select", "invoicepay_webhookdelivery", "leased_until"):
+        assert deliver(client, body).status_code == 503
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.leased_until, delivery.attempts) == ("received", held_until, 1)
+
+
 STEPS = {
     "storing": ("insert", "invoicepay_webhookdelivery"),
     "leasing": ("update", "invoicepay_webhookdelivery", "leased_until"),
@@ -120,7 +130,9 @@ def test_a_dropped_connection_at_any_step_is_a_503_recorded_and_retried(client, 
         assert left == [0], "the step was reached"
         assert failed.status_code == 503 and failed["Retry-After"]
         delivery = WebhookDelivery.objects.filter(event_id=body["id"]).first()
-        if step != "storing":
+        if step == "leasing":  # no lease was taken: the delivery is left as stored, free for the retry
+            assert (delivery.status, delivery.leased_until) == ("received", None)
+        elif step != "storing":
             assert delivery.status == "failed" and delivery.leased_until is None
             assert "OperationalError" in delivery.error and "sk_planted" not in delivery.error
         retried = deliver(client, body)  # the provider retries the same event

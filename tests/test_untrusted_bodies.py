@@ -196,3 +196,33 @@ def test_onepipe_notifications_can_be_limited_to_addresses(client):
         assert post(client, ONEPIPE, body).status_code == 401  # 127.0.0.1
         assert post(client, ONEPIPE, body, HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 401  # forged
         assert post(client, ONEPIPE, body, REMOTE_ADDR="203.0.113.5").status_code == 200
+
+
+def test_the_onepipe_token_never_reaches_error_reports(client, fresh_sandbox, caplog):
+    hold = holds.place_hold(active_consent(), 5000)
+    onepipe = {**SETTINGS["ONEPIPE"], "WEBHOOK_TOKEN": PLANTED["onepipe_token"]}
+    sandbox.add_fault("reset", times=10)  # processing fails: a 503, which Django logs at ERROR with the request
+    with override_settings(INVOICEPAY={**SETTINGS, "ONEPIPE": onepipe}), caplog.at_level(logging.INFO):
+        response = post(client, ONEPIPE + f"?token={PLANTED['onepipe_token']}",
+                        sandbox.onepipe_notification(hold.transaction_ref))
+    assert response.status_code == 503
+    request = next(r.request for r in caplog.records if getattr(r, "request", None) is not None)
+    report = ExceptionReporter(request, None, None, None, is_email=True).get_traceback_text()
+    assert PLANTED["onepipe_token"] not in report + caplog.text
+    assert PLANTED["onepipe_token"] not in request.build_absolute_uri()
+
+
+def test_too_many_query_parameters_are_a_400_not_an_outage(client):
+    query = "&".join(f"p{n}=1" for n in range(1200))
+    response = post(client, ONEPIPE + "?" + query, {"request_ref": "x"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("trusted", [["unix"], []])
+def test_a_client_without_an_ip_address_is_stored_without_one(client, invoice, trusted):
+    with override_settings(INVOICEPAY={**SETTINGS, "TRUSTED_PROXIES": trusted}):
+        body = {"id": f"evt-{trusted}", "event": "service_payment_requests.request.update",
+                "data": {"id": invoice.remote_id}}
+        response = post(client, REHIVE, body, REMOTE_ADDR="", **AUTH)
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().source_ip is None

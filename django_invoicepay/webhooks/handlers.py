@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 
 from ..conf import invoicepay_settings
 from ..masking import Redacted
@@ -52,6 +52,10 @@ class Handler:
     #: Answer messages that differ from the defaults in `intake.MESSAGES`.
     messages: Mapping[str, str] = field(default_factory=dict)
 
+    def done(self, status: str) -> str:
+        """The message key of a delivery finished as `status` (OnePipe says the same whatever it was)."""
+        return "done" if "done" in self.messages else status
+
 
 def rehive_authentic(request: HttpRequest) -> bool:
     """`Authorization: Secret <secret>` compared in constant time. No secret configured: refuse all."""
@@ -88,7 +92,9 @@ def onepipe_authentic(request: HttpRequest) -> bool:
     registers (ONEPIPE WEBHOOK_TOKEN) and/or accept only OnePipe's addresses (WEBHOOK_ALLOWED_IPS)."""
     onepipe = invoicepay_settings.ONEPIPE
     token = Redacted(onepipe.get("WEBHOOK_TOKEN") or "")
-    if token and not hmac.compare_digest(request.GET.get("token", "").encode(), token.encode()):
+    given = Redacted(request.GET.get("token", ""))
+    _forget_query(request)  # no error report or log line made from this request can show the token
+    if token and not hmac.compare_digest(given.encode(), token.encode()):
         return False
     allowed = [ip_network(str(net), strict=False) for net in onepipe.get("WEBHOOK_ALLOWED_IPS") or []]
     if allowed:
@@ -100,6 +106,14 @@ def onepipe_authentic(request: HttpRequest) -> bool:
             return False
         return any(address in network for network in allowed)
     return True
+
+
+def _forget_query(request: HttpRequest) -> None:
+    """Drop the query string (where the URL token travels) from the request: Django's error e-mails and its
+    5xx log lines are made from `request.GET` and `QUERY_STRING`. (Web server access logs are the shop's:
+    docs/webhooks.md says how to keep the token out of them.)"""
+    request.GET = QueryDict()
+    request.META["QUERY_STRING"] = ""
 
 
 def onepipe_relevant(transaction_ref: str) -> bool:

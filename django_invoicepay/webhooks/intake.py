@@ -3,9 +3,10 @@
 - Stored raw before anything else (autocommit), unique per provider and event id, so a delivery
   is never lost and a repeat is recognised.
 - Processed by one attempt at a time: an attempt takes the delivery's lease with one conditional
-  UPDATE. A repeat that arrives while an attempt runs is answered 503 with Retry-After (the
-  provider retries it); a lease left by a killed process lapses after `processing_lease()`
-  seconds, and the next repeat or polling sweep processes the delivery at once.
+  UPDATE. A repeat that arrives while an attempt runs waits up to IN_FLIGHT_WAIT for it (then it is
+  a duplicate), else is answered 503 with Retry-After (the provider retries it); a lease left by a
+  killed process lapses after `processing_lease()` seconds, and the next repeat or polling sweep
+  processes the delivery at once.
 - Answered `duplicate` only when an earlier attempt finished (processed or ignored).
 - A database error at any step is a 503 with Retry-After, never a 500; the failure is recorded
   on a fresh connection, with its traceback and without secrets.
@@ -20,6 +21,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, JsonResponse
@@ -27,7 +29,7 @@ from django.utils import timezone
 
 from .. import leases
 from ..api.throttling import WebhookThrottle
-from ..clientip import UNKNOWN, client_address
+from ..clientip import client_address, parse_address
 from ..masking import redact_secrets
 from ..models import WebhookDelivery
 from ..models.webhooks import UNFINISHED
@@ -221,8 +223,9 @@ def answer(handler: Handler, status: int, key: str, *, retry_after: int | None =
 
 
 def _source_ip(request: HttpRequest) -> str | None:
-    address = client_address(request)
-    return None if address == UNKNOWN else address
+    """The client's address as the log stores it: an IP address, or None ("unknown", a Unix socket)."""
+    address = parse_address(client_address(request))
+    return str(address) if address is not None else None
 
 
 @dataclass
@@ -232,16 +235,24 @@ class Intake:
     handler: Handler
     request: HttpRequest
     delivery: WebhookDelivery | None = None
+    claimed: bool = False  # this request holds the delivery's processing lease
 
     def run(self) -> JsonResponse:
         try:
             return self._run()
+        except (SuspiciousOperation, BadRequest) as exc:  # e.g. too many query parameters: the sender's fault
+            logger.warning("Refused a %s webhook: %s", self.handler.title, type(exc).__name__)
+            return answer(self.handler, 400, "The request is not acceptable.")
         except Exception as exc:  # noqa: BLE001 - a database, queue or cache outage: the provider retries
             logger.error("%s webhook: %s; answered 503 for a retry", self.handler.title, type(exc).__name__,
                          exc_info=not isinstance(exc, DatabaseError))
-            if self.delivery is not None:
+            if self.delivery is not None and self.claimed:  # never touch another attempt's lease
                 record_failure(self.delivery, exc)
             return answer(self.handler, 503, "unavailable")
+
+    def _claim(self, delivery: WebhookDelivery) -> bool:
+        self.claimed = claim(delivery)
+        return self.claimed
 
     def _run(self) -> JsonResponse:
         from ..tasks import enqueue_webhook, queueing
@@ -268,13 +279,13 @@ class Intake:
             return answer(handler, 400, delivery.error or "malformed")
         if delivery.is_finished:
             if new:  # ignored as it arrived: it names nothing of this shop
-                return answer(handler, 200, "done" if "done" in handler.messages else delivery.status)
+                return answer(handler, 200, handler.done(delivery.status))
             return answer(handler, 200, "duplicate", duplicate=True)
         if queueing():  # the provider gets its answer at once; a worker processes (and a repeat re-queues)
             enqueue_webhook(delivery.pk)
             return answer(handler, 202, "queued")
         waited_until = time.monotonic() + IN_FLIGHT_WAIT
-        while not claim(delivery):  # another attempt is processing it: usually done in a few milliseconds
+        while not self._claim(delivery):  # another attempt is processing it: usually done in a few milliseconds
             delivery.refresh_from_db(fields=["leased_until", "status"])
             if delivery.is_finished:
                 return answer(handler, 200, "duplicate", duplicate=True)
@@ -285,4 +296,4 @@ class Intake:
             status = process(delivery)
         except ProcessingFailed:
             return answer(handler, 503, "failed")
-        return answer(handler, 200, "done" if "done" in handler.messages else status)
+        return answer(handler, 200, handler.done(status))
