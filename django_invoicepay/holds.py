@@ -90,17 +90,8 @@ def request_consent(
         raise HoldError(f"Missing: {', '.join(missing)}.", code="credentials")
     secure = _secure(build(*(str(credentials[name]).strip() for name in fields)))
     masked = mask(str(credentials[identifier]).strip(), keep_last=4)
-    consent = HoldConsent.objects.create(
-        auth_type=auth_type, masked_identifier=masked, amount=_whole(amount),
-        transaction_ref=f"consent-{uuid.uuid4().hex[:24]}",
-        customer_ref=str(customer.get("customer_ref") or ""), customer_firstname=str(customer.get("firstname") or ""),
-        customer_surname=str(customer.get("surname") or ""), customer_email=str(customer.get("email") or ""),
-        customer_mobile=str(customer.get("mobile_no") or ""),
-        content_type=ContentType.objects.get_for_model(order) if order is not None else None,
-        object_id=str(order.pk) if order is not None else "", owner=owner,
-    )
-    ConsentStatusChange.objects.create(  # the shop asked for it: nothing to announce
-        consent=consent, from_status="", to_status=consent.status, source="create", announced_at=timezone.now())
+    consent = _new_consent(auth_type=auth_type, masked_identifier=masked, amount=_whole(amount), customer=customer,
+                           order=order, owner=owner)
     details = {"otp_override": True} if invoicepay_settings.ONEPIPE["OTP_OVERRIDE"] else None
     try:
         result = onepipe_client().transact(
@@ -111,6 +102,23 @@ def request_consent(
         HoldConsent.objects.filter(pk=consent.pk).update(error=exc.message[:255])
         raise
     return _apply_consent(consent, result)
+
+
+def _new_consent(*, customer: Mapping[str, str], order: models.Model | None, **fields: Any) -> HoldConsent:
+    """The consent row and the first row of its history, in one transaction."""
+    with transaction.atomic():
+        consent = HoldConsent.objects.create(
+            transaction_ref=f"consent-{uuid.uuid4().hex[:24]}",
+            customer_ref=str(customer.get("customer_ref") or ""),
+            customer_firstname=str(customer.get("firstname") or ""),
+            customer_surname=str(customer.get("surname") or ""), customer_email=str(customer.get("email") or ""),
+            customer_mobile=str(customer.get("mobile_no") or ""),
+            content_type=ContentType.objects.get_for_model(order) if order is not None else None,
+            object_id=str(order.pk) if order is not None else "", **fields,
+        )
+        ConsentStatusChange.objects.create(  # the shop asked for it: nothing to announce
+            consent=consent, from_status="", to_status=consent.status, source="create", announced_at=timezone.now())
+    return consent
 
 
 def _customer(consent: HoldConsent) -> dict:

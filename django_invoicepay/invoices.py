@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from . import announcements
@@ -79,8 +79,9 @@ def create_for(
     `request_reference`. `renewal_of` links a renewal to the expired invoice it replaces.
 
     An order with an invoice that can still be paid gets no second one (a customer could pay
-    both): `OpenInvoiceExists` says which, unless `allow_another=True`. The order's row is locked
-    while this is checked and the invoice created, so two requests at once cannot both pass.
+    both): `OpenInvoiceExists` says which, unless `allow_another=True`. On PostgreSQL and MySQL the
+    order's row is locked while this is checked and the invoice created, so two requests at once
+    cannot both pass.
     """
     if reference is None:
         reference = get_order_adapter().reference(order) if order is not None else ""
@@ -101,7 +102,10 @@ def create_for(
     }
     fields.update({key: value for key, value in optional.items() if value})
     guarded = order is not None and not allow_another and renewal_of is None
-    with transaction.atomic() if guarded else contextlib.nullcontext():
+    # The order's row stays locked through the provider call on databases with row locks; SQLite would
+    # lock the whole database for that long, so there the check runs without a lock.
+    locking = guarded and connection.features.has_select_for_update
+    with transaction.atomic() if locking else contextlib.nullcontext():
         if guarded:
             _refuse_a_second_open_invoice(order)
         data = rehive_client().create_invoice(fields)

@@ -2,7 +2,8 @@
 
 Used wherever exactly one process may act at a time and a dead process must not block the
 others for long: processing a webhook delivery, announcing a transition, releasing a hold,
-checking an OTP, polling an invoice. Taking a lease is atomic on every database (the UPDATE's
+checking an OTP. (Polling claims its schedules with SELECT ... FOR UPDATE SKIP LOCKED and the same
+free-lease condition.) Taking a lease is atomic on every database (the UPDATE's
 WHERE is re-checked on the locked row), needs no transaction held across HTTP, and a lease
 left by a killed process lapses by itself.
 """

@@ -8,7 +8,8 @@ that transition): a receiver that must not act twice records it and ignores a re
 docs/signals.md for the guarantee and an idempotent receiver.
 
 Receivers are called robustly: an exception in one is logged and does not stop the others or
-undo the change (and is not retried).
+undo the change; the transition is then sent again (to every receiver) by the sweep, a few times
+with backoff.
 """
 
 from django.dispatch import Signal

@@ -106,12 +106,7 @@ class ConsentView(InvoiceView):
         """The consent of the URL's token, if the requester may see it: its owner's alone when a user asked
         for it (anyone else, logged in or not, gets 404); else the rules of its order, if any."""
         consent = HoldConsent.objects.filter(public_token=self.kwargs["token"]).first()
-        user = self.request.user
-        if consent is not None and consent.owner_id is not None:
-            allowed = bool(user and user.is_authenticated and user.pk == consent.owner_id)
-        else:
-            allowed = consent is not None and owned_by_requester(self.request, consent)
-        if not allowed:
+        if consent is None or not owned_by_requester(self.request, consent):
             raise NotFound(_("No such consent."))
         return consent
 

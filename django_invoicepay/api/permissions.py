@@ -13,9 +13,13 @@ from ..orders import get_order_adapter
 
 
 def owned_by_requester(request, obj) -> bool:
-    """Guests may act on what has no owner; what belongs to a user is that user's alone."""
-    order = obj.order if obj.object_id else None
-    owner = get_order_adapter().owner(order) if order is not None else None
+    """Guests may act on what has no owner; what belongs to a user is that user's alone. The owner is the
+    object's own (a consent asked for by a logged-in user), else its order's (the order adapter's)."""
+    if getattr(obj, "owner_id", None) is not None:
+        owner = obj.owner_id
+    else:
+        order = obj.order if obj.object_id else None
+        owner = get_order_adapter().owner(order) if order is not None else None
     if owner is None:
         return True
     user = getattr(request, "user", None)

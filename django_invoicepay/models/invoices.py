@@ -61,7 +61,8 @@ class InvoiceManager(models.Manager.from_queryset(InvoiceQuerySet)):
         **extra: Any,
     ) -> Invoice:
         """Create the remote invoice for `order` and mirror it. See `invoices.create_for`
-        (extra keywords: `due_at`, `return_url`, `metadata`, `reference`)."""
+        (extra keywords: `due_at`, `return_url`, `metadata`, `reference`, `allow_another`: a second
+        invoice while the order has one that can still be paid raises OpenInvoiceExists without it)."""
         from .. import invoices
 
         return invoices.create_for(

@@ -1,7 +1,8 @@
-"""Every authenticated webhook delivery, stored raw before it is processed (the webhook log).
+"""Every accepted webhook delivery, stored before it is processed (the webhook log).
 
 Stored outside the processing transaction, so a delivery is never lost even when processing
-fails; unique per provider and event id, so a repeat is recognised and not processed twice.
+fails; unique per provider and event id, so a repeat of a finished event is recognised and not
+processed again (an unfinished one is: see `webhooks.intake`).
 """
 
 from __future__ import annotations
