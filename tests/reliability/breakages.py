@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Breakage:
     name: str
     path: str
-    old: str
-    new: str
+    edits: tuple[tuple[str, str], ...]  # (old, new): each old text must be found exactly once
     tests: tuple[str, ...]
 
 
@@ -36,22 +35,24 @@ CRASHES = "tests/test_reliability_crashes.py"
 LOAD = "tests/test_reliability.py"
 BREAKAGES = (
     Breakage("no row lock while applying a payload", "django_invoicepay/invoices.py",
-             "Invoice.objects.select_for_update().filter(pk=current.pk).first()",
-             "Invoice.objects.filter(pk=current.pk).first()", (LOAD, CRASHES)),
-    Breakage("no event de-duplication (finished events processed again)", "django_invoicepay/webhooks/intake.py",
-             "def claim(delivery: WebhookDelivery, *, statuses: frozenset[str] = UNFINISHED) -> bool:",
-             "def claim(delivery: WebhookDelivery, *, statuses: frozenset[str] = frozenset(Status.values)) -> bool:",
+             (("Invoice.objects.select_for_update().filter(pk=current.pk).first()",
+               "Invoice.objects.filter(pk=current.pk).first()"),), (LOAD, CRASHES)),
+    Breakage("no event de-duplication (a repeat of a finished event is processed again)",
+             "django_invoicepay/webhooks/intake.py",
+             (("def claim(delivery: WebhookDelivery, *, statuses: frozenset[str] = UNFINISHED) -> bool:",
+               "def claim(delivery: WebhookDelivery, *, statuses: frozenset[str] = frozenset(Status.values)) -> bool:"),
+              ("        if delivery.is_finished:\n            if new:", "        if False:\n            if new:")),
              (LOAD, CRASHES)),
     Breakage("the order does not follow the invoice", "django_invoicepay/invoices.py",
-             "    follow_invoice(invoice, new_status)\n", "", (CRASHES,)),
+             (("    follow_invoice(invoice, new_status)\n", ""),), (CRASHES,)),
     Breakage("no processing lease (concurrent attempts of one event)", "django_invoicepay/webhooks/intake.py",
-             'return bool(leases.take(rows, "leased_until", processing_lease(),',
-             'return bool(rows.update(leased_until=timezone.now(),', (LOAD, CRASHES)),
+             (('return bool(leases.take(rows, "leased_until", processing_lease(),',
+               'return bool(rows.update(leased_until=timezone.now(),'),), (LOAD, CRASHES)),
     Breakage("no announcement record (marked announced before the receivers run)",
              "django_invoicepay/announcements.py",
-             "        failed = outbox.send(change, owner)\n",
-             "        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now())\n"
-             "        failed = outbox.send(change, owner)\n", (CRASHES,)),
+             (("        failed = outbox.send(change, owner)\n",
+               "        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now())\n"
+               "        failed = outbox.send(change, owner)\n"),), (CRASHES,)),
 )
 
 
@@ -65,9 +66,11 @@ def broken_copy(breakage: Breakage, into: Path) -> None:
             shutil.copy2(source, into / name)
     target = into / breakage.path
     text = target.read_text()
-    if text.count(breakage.old) != 1:
-        raise SystemExit(f"{breakage.name}: the code to break is not found exactly once in {breakage.path}")
-    target.write_text(text.replace(breakage.old, breakage.new))
+    for old, new in breakage.edits:
+        if text.count(old) != 1:
+            raise SystemExit(f"{breakage.name}: the code to break is not found exactly once in {breakage.path}")
+        text = text.replace(old, new)
+    target.write_text(text)
 
 
 def run(breakage: Breakage, database: str, timeout: int) -> tuple[bool, float, str]:
