@@ -368,10 +368,11 @@ def check_sandbox() -> list[CheckMessage]:
     state_file = invoicepay_settings.SANDBOX_STATE_FILE
     if state_file is not None and not isinstance(state_file, str | os.PathLike):
         messages.append(_error(23, "INVOICEPAY['SANDBOX_STATE_FILE'] must be a file path or None.",
-                               "e.g. str(BASE_DIR / 'sandbox-state.json')."))
+                               "e.g. str(BASE_DIR / '.invoicepay-sandbox.sqlite3'), or ':memory:' (docs/sandbox.md)."))
     if _sandbox() and not settings.DEBUG:
         messages.append(_warning(3, "INVOICEPAY['SANDBOX'] is on while DEBUG is off.",
-                                 "The sandbox takes no real payments: turn it off in production."))
+                                 "The sandbox takes no real payments: turn it off in production. (With DEBUG off "
+                                 "each process has its own sandbox unless SANDBOX_STATE_FILE names a file.)"))
     return messages
 
 

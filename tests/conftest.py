@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 
 import pytest
@@ -13,11 +14,14 @@ from django_invoicepay.sandbox.server import make_sandbox_server
 
 
 @pytest.fixture(autouse=True)
-def fresh_sandbox():
-    """Every test starts with an empty sandbox provider."""
-    sandbox.reset()
-    yield sandbox.get_state()
-    sandbox.reset()
+def fresh_sandbox(request):
+    """Every test has its own empty sandbox provider: in memory (fast), or in a new SQLite file per test
+    with INVOICEPAY_TEST_SANDBOX=file (the store every process of a shop shares)."""
+    path = None
+    if os.environ.get("INVOICEPAY_TEST_SANDBOX", "memory") == "file":
+        path = request.getfixturevalue("tmp_path") / "sandbox.sqlite3"
+    with sandbox.isolated(path) as state:
+        yield state
 
 
 @pytest.fixture(autouse=True)
@@ -84,11 +88,11 @@ def commit(django_capture_on_commit_callbacks):
 def force_status(remote_id: str, status: str) -> dict:
     """Move the sandbox invoice to any status, as the provider might (including ones we do not know)."""
     state = sandbox.get_state()
-    with state.lock:
-        data = state.data["invoices"][remote_id]
-        data["status"] = status
-        data["updated"] = state.now_ms()
-        return data
+    with state.transaction() as data:
+        invoice = data["invoices"][remote_id]
+        invoice["status"] = status
+        invoice["updated"] = state.now_ms()
+        return invoice
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ Turn it on with `INVOICEPAY = {"SANDBOX": True}`: the provider clients then talk
 in-process (no network, no credentials). `manage.py invoicepay_sandbox` serves the same
 simulator over HTTP. Payer actions (`pay`, `overpay`, `underpay`, `crypto_deposit`,
 `confirm`, `expire`, `choose_processor`) play the customer's side.
+
+Its data is kept in a store that every process of the shop shares (a SQLite file; see
+`state.configured_location`), or in memory for one process (tests: `isolated()`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .payer import (
 )
 from .processors import CONFIRMATIONS_REQUIRED, PROCESSORS
 from .rehive import SANDBOX_OTP, RehiveSandbox
-from .state import SandboxState, get_state
+from .state import MEMORY, SandboxState, configured_location, get_state, isolated
 
 if TYPE_CHECKING:
     from ..providers import RehiveConfig
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIRMATIONS_REQUIRED",
+    "MEMORY",
     "EXPIRED_TOKEN_ACCOUNT",
     "PENDING_VALIDATION_ACCOUNT",
     "PENDING_VALIDATION_ANSWER",
@@ -50,10 +54,12 @@ __all__ = [
     "SandboxState",
     "add_fault",
     "choose_processor",
+    "configured_location",
     "confirm",
     "crypto_deposit",
     "expire",
     "get_state",
+    "isolated",
     "overpay",
     "pay",
     "reset",
@@ -62,7 +68,8 @@ __all__ = [
 
 
 def reset() -> None:
-    """Forget every simulated invoice, fault and logged request."""
+    """Forget every simulated invoice and hold (for every process sharing the sandbox's file), and this
+    process's faults and logged requests."""
     get_state().reset()
 
 
@@ -77,8 +84,9 @@ def onepipe_adapter(config) -> SandboxAdapter:
     from .onepipe import OnePipeSandbox
     from .transport import SandboxAdapter
 
-    simulator = OnePipeSandbox(get_state(config.sandbox_state_file), api_key=config.api_key,
-                               client_secret=config.client_secret, encoding=config.encoding)
+    # No fixed state: each request goes to the sandbox the settings (or a test's `isolated()`) name then.
+    simulator = OnePipeSandbox(api_key=config.api_key, client_secret=config.client_secret,
+                               encoding=config.encoding)
     return SandboxAdapter(simulator, {config.base_url: "onepipe"})
 
 
@@ -88,7 +96,7 @@ def onepipe_notification(transaction_ref: str) -> dict:
     from .onepipe import OnePipeSandbox
 
     config = OnePipeConfig.from_settings()
-    simulator = OnePipeSandbox(get_state(), api_key=config.api_key, client_secret=config.client_secret,
+    simulator = OnePipeSandbox(api_key=config.api_key, client_secret=config.client_secret,
                                encoding=config.encoding)
     return simulator.notification(transaction_ref)
 
@@ -96,8 +104,8 @@ def onepipe_notification(transaction_ref: str) -> dict:
 def rehive_adapter(config: RehiveConfig) -> SandboxAdapter:
     from .transport import SandboxAdapter
 
-    state = get_state(config.sandbox_state_file)
-    simulator = RehiveSandbox(state, api_key=config.api_key, business_id=config.business_id)
+    # No fixed state: each request goes to the sandbox the settings (or a test's `isolated()`) name then.
+    simulator = RehiveSandbox(api_key=config.api_key, business_id=config.business_id)
     return SandboxAdapter(
         simulator, {config.business_url: "business", config.payment_requests_url: "requests"}
     )

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..onepipe.secure import decrypt_secure, signature
-from .rehive import SandboxResponse
-from .state import SandboxState
+from .rehive import SandboxResponse, _detached
+from .state import SandboxState, get_state
 
 logger = logging.getLogger("django_invoicepay.sandbox")
 
@@ -55,12 +55,19 @@ def failed(code: str, message: str) -> SandboxResponse:
 
 
 class OnePipeSandbox:
-    def __init__(self, state: SandboxState, *, api_key: str, client_secret: str, encoding: str) -> None:
-        self.state, self.api_key, self.client_secret, self.encoding = state, api_key, client_secret, encoding
+    def __init__(self, state: SandboxState | None = None, *, api_key: str, client_secret: str,
+                 encoding: str) -> None:
+        self._state = state  # None: whichever sandbox `get_state()` names at each request
+        self.api_key, self.client_secret, self.encoding = api_key, client_secret, encoding
+
+    @property
+    def state(self) -> SandboxState:
+        return self._state if self._state is not None else get_state()
 
     @property
     def data(self) -> dict:
-        return self.state.data.setdefault("onepipe", {"transactions": {}, "balances": {}, "tokens": {}})
+        """OnePipe's part of the sandbox (call inside `state.transaction()`)."""
+        return self.state.data["onepipe"]
 
     def handle(self, method: str, path: str, *, headers: dict[str, str], body: bytes, **_: Any) -> SandboxResponse:
         headers = {k.lower(): v for k, v in headers.items()}
@@ -80,18 +87,20 @@ class OnePipeSandbox:
                    "transact/reverse": self.reverse, "transact/options": self.options}.get(path.strip("/"))
         if handler is None:
             return SandboxResponse(404, {"status": "Failed", "message": "Not found"})
-        with self.state.lock:
-            result = handler(payload)
-            self.state.save()
         ref = str((payload.get("transaction") or {}).get("transaction_ref") or "")
-        if path.strip("/") in {"transact", "transact/reverse"} and ref in self.data["transactions"]:
-            self.send_notification(ref)
+        with self.state.transaction() as data:  # a rejected request changes nothing
+            result = handler(payload)
+            result = SandboxResponse(result.status, _detached(result.body), result.headers)
+            notify = path.strip("/") in {"transact", "transact/reverse"} and ref in self.data["transactions"]
+            url = data.get("onepipe_notify_url")
+        if notify and url:
+            self.send_notification(ref, url)
         return result
 
-    def send_notification(self, transaction_ref: str) -> None:
-        """POST the notification to `state.data["onepipe_notify_url"]` when set, in the background,
-        as OnePipe would (a failure is logged, never raised)."""
-        url = self.state.data.get("onepipe_notify_url")
+    def send_notification(self, transaction_ref: str, url: str | None = None) -> None:
+        """POST the notification to `url` (default: `state.data["onepipe_notify_url"]`) when set, in the
+        background, as OnePipe would (a failure is logged, never raised)."""
+        url = url or self.state.data.get("onepipe_notify_url")
         if not url:
             return
         body = self.notification(transaction_ref)
@@ -214,7 +223,8 @@ class OnePipeSandbox:
 
     def notification(self, transaction_ref: str, *, app_code: str = "sandbox") -> dict:
         """The transaction notification OnePipe would POST to the app for this transaction."""
-        record = self.data["transactions"][transaction_ref]
+        with self.state.transaction():
+            record = self.data["transactions"][transaction_ref]
         customer = record.get("customer") or {}
         return {
             "request_ref": secrets.token_hex(8), "request_type": "transaction_notification", "requester": "Sandbox",

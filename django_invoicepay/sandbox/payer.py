@@ -1,8 +1,9 @@
 """Payer actions: what a customer would do on the provider's side, to drive the sandbox.
 
 Each action changes the simulated invoice as the real service would and bumps its
-`updated` time. The shop then learns of it the usual way (`invoice.sync()`, polling,
-webhooks). Amounts are minor units of the chosen quote's currency.
+`updated` time, in one sandbox transaction (in a file store: all of it or, when it fails, none
+of it). The shop then learns of it the usual way (`invoice.sync()`, polling, webhooks).
+Amounts are minor units of the chosen quote's currency.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class SandboxActionError(ValueError):
 
 
 def _invoice(state: SandboxState, invoice_id: str) -> dict:
-    invoice = state.data["invoices"].get(str(invoice_id))
+    invoice = state.data["invoices"].get(str(invoice_id))  # inside the caller's transaction
     if invoice is None:
         raise SandboxActionError(f"The sandbox has no invoice {invoice_id}.")
     return invoice
@@ -47,7 +48,7 @@ def primary_quote(invoice: dict) -> dict | None:
 def choose_processor(invoice_id: str, processor: str, *, state: SandboxState | None = None) -> dict:
     """The payer picks how to pay: a quote for that processor is made and becomes primary."""
     state = state or get_state()
-    with state.lock:
+    with state.transaction():
         invoice = _invoice(state, invoice_id)
         _open(invoice)
         if processor not in PROCESSORS:
@@ -61,7 +62,6 @@ def choose_processor(invoice_id: str, processor: str, *, state: SandboxState | N
         if invoice["status"] in {"draft", "initiated"}:
             invoice["status"] = "processing"
         invoice["updated"] = now
-        state.save()
         return invoice
 
 
@@ -113,7 +113,7 @@ def _transaction(invoice: dict, quote: dict, amount: int, *, status: str, now: i
 def pay(invoice_id: str, amount: int | None = None, *, state: SandboxState | None = None) -> dict:
     """The payer pays `amount` (default: what is still owed) on the primary quote; it settles at once."""
     state = state or get_state()
-    with state.lock:
+    with state.transaction() as data:
         invoice, quote = _quote_for_payment(state, invoice_id, "native")
         owed = max(quote["amount"] - quote["total_paid"], 0)
         amount = owed if amount is None else amount
@@ -121,23 +121,22 @@ def pay(invoice_id: str, amount: int | None = None, *, state: SandboxState | Non
             raise SandboxActionError("A payment needs a positive whole amount in minor units.")
         now = state.now_ms()
         tx = _transaction(invoice, quote, amount, status="Complete", now=now, block={})
-        state.data["transactions"].setdefault(invoice["id"], []).append(tx)
+        data["transactions"].setdefault(invoice["id"], []).append(tx)
         quote["total_paid"] += amount
         settle(invoice, quote, now)
-        state.save()
         return invoice
 
 
 def overpay(invoice_id: str, by: int = 100, *, state: SandboxState | None = None) -> dict:
     state = state or get_state()
-    with state.lock:
+    with state.transaction():
         _, quote = _quote_for_payment(state, invoice_id, "native")
         return pay(invoice_id, quote["amount"] - quote["total_paid"] + by, state=state)
 
 
 def underpay(invoice_id: str, by: int = 100, *, state: SandboxState | None = None) -> dict:
     state = state or get_state()
-    with state.lock:
+    with state.transaction():
         _, quote = _quote_for_payment(state, invoice_id, "native")
         owed = quote["amount"] - quote["total_paid"]
         if by >= owed:
@@ -154,7 +153,7 @@ def crypto_deposit(
 ) -> dict:
     """A bitcoin deposit is seen with `confirmations`; it settles at CONFIRMATIONS_REQUIRED."""
     state = state or get_state()
-    with state.lock:
+    with state.transaction() as data:
         invoice = _invoice(state, invoice_id)
         quote = primary_quote(invoice)
         if quote is None or quote["payment_processor"]["type"] != "crypto":
@@ -166,11 +165,10 @@ def crypto_deposit(
         tx_hash = hashlib.sha256(f"{invoice['id']}:{now}".encode()).hexdigest()
         block = {"service_bitcoin": {"confirmations": str(confirmations), "tx_hash": tx_hash}}
         tx = _transaction(invoice, quote, amount, status="Pending", now=now, block=block)
-        state.data["transactions"].setdefault(invoice["id"], []).append(tx)
+        data["transactions"].setdefault(invoice["id"], []).append(tx)
         quote["total_pending"] += amount
         quote["updated"] = now
         invoice["updated"] = now
-        state.save()
         if confirmations >= CONFIRMATIONS_REQUIRED:
             return confirm(invoice_id, tx["rehive_code"], confirmations=0, state=state)
         return invoice
@@ -181,11 +179,11 @@ def confirm(
 ) -> dict:
     """Pending crypto deposits gain confirmations; at CONFIRMATIONS_REQUIRED they complete."""
     state = state or get_state()
-    with state.lock:
+    with state.transaction() as data:
         invoice = _invoice(state, invoice_id)
         pending = [
             tx
-            for tx in state.data["transactions"].get(invoice["id"], [])
+            for tx in data["transactions"].get(invoice["id"], [])
             if tx["details"]["status"] == "Pending" and (code is None or tx["rehive_code"] == code)
         ]
         if not pending:
@@ -205,14 +203,13 @@ def confirm(
                 quote["total_paid"] += tx["details"]["amount"]
                 settle(invoice, quote, now)
         invoice["updated"] = now
-        state.save()
         return invoice
 
 
 def expire(invoice_id: str, *, state: SandboxState | None = None) -> dict:
     """The invoice passes its expiry date unpaid."""
     state = state or get_state()
-    with state.lock:
+    with state.transaction():
         invoice = _invoice(state, invoice_id)
         _open(invoice)
         now = state.now_ms()
@@ -222,5 +219,4 @@ def expire(invoice_id: str, *, state: SandboxState | None = None) -> dict:
             if quote["status"] in {"pending", "processing"}:
                 quote["status"] = "expired"
                 quote["updated"] = now
-        state.save()
         return invoice

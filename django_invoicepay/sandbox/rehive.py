@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode
 
 from .payer import SandboxActionError, choose_processor, pay
 from .processors import BUSINESS_CURRENCY, FINAL_INVOICE_STATUSES, PROCESSORS
-from .state import SandboxState
+from .state import SandboxState, get_state
 
 # The OTP the sandbox accepts for every OTP payment; any other code is refused.
 SANDBOX_OTP = "401703"
@@ -61,6 +61,12 @@ def error(status: int, message: str, data: dict | None = None) -> SandboxRespons
     return SandboxResponse(status, body)
 
 
+def _detached(body: Any) -> Any:
+    """The answer as JSON would carry it: a copy that later changes to the simulated objects never reach
+    (and that outlives the transaction it was read in)."""
+    return body if isinstance(body, bytes) else json.loads(json.dumps(body))
+
+
 class Rejected(Exception):
     def __init__(self, response: SandboxResponse) -> None:
         self.response = response
@@ -73,8 +79,8 @@ def field_error(name: str, message: str) -> Rejected:
 class RehiveSandbox:
     """Routes `(service, method, path)` to handlers. Services: 'business' and 'requests'."""
 
-    def __init__(self, state: SandboxState, *, api_key: str, business_id: str) -> None:
-        self.state = state
+    def __init__(self, state: SandboxState | None = None, *, api_key: str, business_id: str) -> None:
+        self._state = state  # None: whichever sandbox `get_state()` names at each request
         self.api_key = api_key
         self.business_id = business_id
         self.routes = [
@@ -89,6 +95,10 @@ class RehiveSandbox:
             ("requests", r"^requests/(?P<iid>[^/]+)/payment_processors/$", self.payment_processors),
             ("requests", r"^requests/(?P<iid>[^/]+)/transactions/$", self.request_transactions),
         ]
+
+    @property
+    def state(self) -> SandboxState:
+        return self._state if self._state is not None else get_state()
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -106,16 +116,18 @@ class RehiveSandbox:
                 self._authenticate(headers, match.group("bid"))
             payload = self._json(body) if method in {"POST", "PATCH", "PUT"} else {}
             key = headers.get("idempotency-key") if method == "POST" else None
-            with self.state.lock:
-                if key and key in self.state.data["idempotency"]:
-                    status, stored = self.state.data["idempotency"][key]
+            # One transaction per request: the handler reads, changes and writes the objects it
+            # needs while no other process can (a rejected request changes nothing).
+            with self.state.transaction() as data:
+                if key and key in data["idempotency"]:
+                    status, stored = data["idempotency"][key]
                     return SandboxResponse(status, stored)
                 response = handler(
                     method, payload=payload, query=parse_qs(query), base_url=base_url, **match.groupdict()
                 )
+                response = SandboxResponse(response.status, _detached(response.body), response.headers)
                 if key and response.status < 500:
-                    self.state.data["idempotency"][key] = [response.status, response.body]
-                self.state.save()
+                    data["idempotency"][key] = [response.status, _detached(response.body)]
                 return response
         except Rejected as rejected:
             return rejected.response
@@ -259,9 +271,9 @@ class RehiveSandbox:
                 raise field_error("status", "Only a cancellation can be requested.")
             if invoice["status"] in FINAL_INVOICE_STATUSES or invoice["status"] == "underpaid":
                 raise field_error("status", f"A {invoice['status']} invoice cannot be cancelled.")
+        if "request_amount" in payload and invoice["payment_processor_quotes"]:
+            raise field_error("request_amount", "The amount cannot change once a payment method was chosen.")
         for name in INVOICE_FIELDS & payload.keys():
-            if name == "request_amount" and invoice["payment_processor_quotes"]:
-                raise field_error(name, "The amount cannot change once a payment method was chosen.")
             invoice[name] = payload[name]
         return ok(self._touch(invoice))
 
@@ -275,9 +287,10 @@ class RehiveSandbox:
                 **_: Any) -> SandboxResponse:
         # Refund shape [I]: the public schema names the endpoint, not its body.
         invoice = self._get(iid)
-        refunds = self.state.data["refunds"].setdefault(iid, [])
         if method == "GET":
+            refunds = self.state.data["refunds"].get(iid, [])
             return ok(self._page(refunds, query, base_url, f"manager/businesses/{bid}/invoices/{iid}/refunds/"))
+        refunds = self.state.data["refunds"].setdefault(iid, [])
         amount = payload.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise field_error("amount", "A positive integer amount is required.")

@@ -1,5 +1,9 @@
 """The sandbox over HTTP, for shops that want a separate process (or a non-Python client).
 
+It uses the same store as the in-process sandbox (`state.py`): with a file, what the server
+serves and what the shop's processes see in-process is one sandbox. Faults and the request log
+are the server process's own.
+
 Paths:
 - `/business/api/...`          the business service (set REHIVE.BUSINESS_URL to this)
 - `/payment-requests/api/...`  the payment-requests service (REHIVE.PAYMENT_REQUESTS_URL)
@@ -7,7 +11,7 @@ Paths:
 - `POST /sandbox/<action>/`    payer actions, JSON body `{"invoice": "<id>", ...}`:
   choose_processor (`processor`), pay (`amount`), overpay / underpay (`by`),
   crypto_deposit (`amount`, `confirmations`), confirm (`code`, `confirmations`), expire;
-  `POST /sandbox/reset/` forgets everything; `POST /sandbox/stats/` counts requests and faults;
+  `POST /sandbox/reset/` forgets everything; `POST /sandbox/stats/` counts requests, faults and invoices;
 - `POST /sandbox/faults/`         inject faults: `{"kind": "503", "path": "invoices/", "rate": 0.2, "times": null}`,
   `{"clear": true}` removes them (kinds in `state.FAULT_KINDS`; connect and reset are in-process only).
 """
@@ -23,7 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import payer
 from .onepipe import OnePipeSandbox
-from .rehive import RehiveSandbox, SandboxResponse, error, ok
+from .rehive import RehiveSandbox, SandboxResponse, _detached, error, ok
 from .transport import error_page, mangle
 
 SERVICES = {"/business/api/": "business", "/payment-requests/api/": "requests", "/onepipe/v2/": "onepipe"}
@@ -95,7 +99,8 @@ class SandboxApp:
         try:
             spec = json.loads(body or b"{}")
             if spec.get("clear"):
-                self.simulator.state.faults.clear()
+                with self.simulator.state.lock:
+                    self.simulator.state.faults.clear()
                 return ok(None)
             allowed = {"path", "method", "times", "rate", "delay"}
             self.simulator.state.add_fault(spec["kind"], **{k: v for k, v in spec.items() if k in allowed})
@@ -109,8 +114,9 @@ class SandboxApp:
             state.reset()
             return ok(None)
         if name == "stats":
-            return ok({"requests": len(state.requests), "faults": state.faults_taken,
-                       "invoices": len(state.data["invoices"])})
+            with state.transaction() as data:
+                invoices = len(data["invoices"])
+            return ok({"requests": len(state.requests), "faults": state.faults_taken, "invoices": invoices})
         if name not in ACTIONS:
             return error(404, f"Unknown sandbox action {name!r}.")
         try:
@@ -120,11 +126,12 @@ class SandboxApp:
         except (ValueError, KeyError, TypeError):
             return error(400, 'Send JSON like {"invoice": "<id>"}.')
         try:
-            with state.lock:
+            with state.transaction():
                 if name == "choose_processor":
                     invoice = ACTIONS[name](invoice_id, kwargs.get("processor", ""), state=state)
                 else:
                     invoice = ACTIONS[name](invoice_id, state=state, **kwargs)
+                invoice = _detached(invoice)  # as it was when the action ended
         except (payer.SandboxActionError, TypeError) as exc:
             return error(400, str(exc))
         return ok(invoice)

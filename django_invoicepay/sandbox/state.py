@@ -1,20 +1,33 @@
 """The sandbox's memory: what the simulated providers know, plus injected faults.
 
-One state per process (a thread-safe singleton), optionally persisted to a JSON
-file so the demo shop keeps its sandbox invoices across restarts. Tests reset it.
+The simulated objects live in a store (`store.py`): a SQLite file shared by every process of the
+shop (runserver and its autoreloader, shell, workers, `invoicepay_sync`, `invoicepay_sandbox`), or
+memory in this process only (tests). Injected faults and the request log always belong to the
+process that injected or sent them.
+
+Which store `get_state()` gives follows the settings (`configured_location`); tests replace it
+with a fresh one through `isolated()`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import random
 import re
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from .store import MEMORY, DataView, MemoryStore, SqliteStore, empty_data, open_store
+
+__all__ = ["DEFAULT_FILENAME", "FAULT_KINDS", "MEMORY", "Fault", "SandboxState", "configured_location", "empty_data",
+           "get_state", "isolated"]
+
+#: The store's file name when the settings name none (in BASE_DIR, with DEBUG on).
+DEFAULT_FILENAME = ".invoicepay-sandbox.sqlite3"
 
 FAULT_KINDS = (
     "500", "502", "503", "504",  # an HTTP error page (HTML, not the JSON envelope)
@@ -53,63 +66,69 @@ class Fault:
         return (self.method is None or self.method.upper() == method) and bool(self.pattern.search(path))
 
 
-def empty_data() -> dict[str, Any]:
-    return {
-        "invoices": {},
-        "transactions": {},
-        "refunds": {},
-        "idempotency": {},
-        "next_quote_id": 1,
-        "last_ms": 0,
-    }
-
-
 class SandboxState:
-    def __init__(self, path: str | None = None) -> None:
-        self.lock = threading.RLock()
-        self.path = path
-        self.data: dict[str, Any] = empty_data()
+    """One sandbox: its store (`location`: a file path, or ":memory:") and this process's faults and
+    request log."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.lock = threading.RLock()  # the request log and the faults (and the data of a memory store)
+        self.store: MemoryStore | SqliteStore = open_store(path, self.lock)
         self.requests: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.random = random.Random(7)  # noqa: S311 - reproducible fault draws, not security
         self.faults_taken = 0
-        if path and os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                self.data = {**empty_data(), **json.load(fh)}
+
+    @property
+    def path(self) -> str | None:
+        """The store's file, or None when the data is in this process's memory."""
+        return self.store.path
+
+    @property
+    def location(self) -> str:
+        return self.store.path or MEMORY
+
+    def describe(self) -> str:
+        if self.store.path:
+            return f"{self.store.path} (shared by every process that uses this file)"
+        return "memory (this process only)"
+
+    @property
+    def data(self) -> dict[str, Any] | DataView:
+        """The simulated objects. In memory: the live dict. In a file: inside `transaction()` the
+        transaction's data; outside it, read-only copies (each read is its own transaction)."""
+        return self.store.current()
+
+    def transaction(self) -> contextlib.AbstractContextManager[dict[str, Any] | DataView]:
+        """`with state.transaction() as data:` reads, changes and writes simulated objects atomically,
+        one process at a time (in a file: BEGIN IMMEDIATE ... COMMIT, rolled back on an exception)."""
+        return self.store.transaction()
 
     def reset(self) -> None:
+        """Forget every simulated object (for every process sharing the file) and this process's
+        faults and request log."""
+        self.store.reset()
         with self.lock:
-            self.data = empty_data()
             self.requests.clear()
             self.faults.clear()
             self.faults_taken = 0
-            self.save()
 
-    def save(self) -> None:
-        """Write the state atomically when a file is configured."""
-        if not self.path:
-            return
-        with self.lock:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sandbox-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.data, fh)
-            os.replace(tmp, self.path)
+    def close(self) -> None:
+        self.store.close()
 
     def now_ms(self) -> int:
         """Epoch milliseconds, strictly increasing, so every change has a newer `updated`."""
-        with self.lock:
-            now = max(int(time.time() * 1000), self.data["last_ms"] + 1)
-            self.data["last_ms"] = now
+        with self.transaction() as data:
+            now = max(int(time.time() * 1000), data["last_ms"] + 1)
+            data["last_ms"] = now
             return now
 
     def next_quote_id(self) -> int:
-        with self.lock:
-            value = self.data["next_quote_id"]
-            self.data["next_quote_id"] = value + 1
+        with self.transaction() as data:
+            value = data["next_quote_id"]
+            data["next_quote_id"] = value + 1
             return value
 
-    # -- faults and the request log (tests and the demo's fault panel) --------------------------
+    # -- faults and the request log (this process only) -----------------------------------------
 
     def add_fault(self, kind: str, *, path: str = ".*", method: str | None = None, times: int | None = 1,
                   rate: float = 1.0, delay: float = 1.0) -> Fault:
@@ -134,15 +153,67 @@ class SandboxState:
         with self.lock:
             self.requests.append(entry)
 
+    def __repr__(self) -> str:
+        return f"<SandboxState in {self.describe()}>"
 
-_state: SandboxState | None = None
-_state_lock = threading.Lock()
+
+def configured_location() -> str:
+    """Where the current settings keep the sandbox: a file path, or ":memory:" (this process only).
+
+    `SANDBOX_STATE_FILE` when set (":memory:" included). Otherwise, with DEBUG on, the file
+    `.invoicepay-sandbox.sqlite3` in `BASE_DIR` (else beside the SQLite database, else in the current
+    directory), so every process of the shop shares one sandbox; with DEBUG off (tests, CI), memory.
+    """
+    from django.conf import settings
+
+    if not settings.configured:
+        return MEMORY
+    from ..conf import invoicepay_settings
+
+    value = invoicepay_settings.SANDBOX_STATE_FILE
+    if value is not None and os.fspath(value) != "":
+        return os.fspath(value)
+    if not settings.DEBUG:
+        return MEMORY
+    base = getattr(settings, "BASE_DIR", None)
+    if base is None:
+        database = settings.DATABASES.get("default", {})
+        name = str(database.get("NAME") or "")
+        if database.get("ENGINE", "").endswith("sqlite3") and name and name != MEMORY and "mode=memory" not in name:
+            base = os.path.dirname(os.path.abspath(name.removeprefix("file:").split("?")[0]))
+    return os.path.join(os.fspath(base or os.getcwd()), DEFAULT_FILENAME)
 
 
-def get_state(path: str | None = None) -> SandboxState:
-    """The process's sandbox state, created on first use (loaded from `path` when given)."""
-    global _state
-    with _state_lock:
-        if _state is None:
-            _state = SandboxState(path)
-        return _state
+_states: dict[str, SandboxState] = {}
+_states_lock = threading.Lock()
+_isolated: list[SandboxState] = []
+
+
+def get_state(path: str | os.PathLike | None = None) -> SandboxState:
+    """The sandbox at `path` (a file, or ":memory:"); without it, the one the settings name, or the
+    innermost `isolated()` one. One SandboxState per location and process."""
+    if path is None:
+        if _isolated:
+            return _isolated[-1]
+        path = configured_location()
+    key = MEMORY if os.fspath(path) == MEMORY else os.path.abspath(os.fspath(path))
+    with _states_lock:
+        state = _states.get(key)
+        if state is None:
+            state = _states[key] = SandboxState(key)
+        return state
+
+
+@contextlib.contextmanager
+def isolated(path: str | os.PathLike | None = None) -> Iterator[SandboxState]:
+    """Until the block ends, this process's sandbox (every client, payer action and `get_state()`)
+    is a fresh, empty one: in memory, or in the file `path` (emptied first). For tests."""
+    state = SandboxState(path)
+    if state.path:
+        state.reset()
+    _isolated.append(state)
+    try:
+        yield state
+    finally:
+        _isolated.remove(state)
+        state.close()
