@@ -55,4 +55,4 @@ docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) site example_project/db.sqlite3 example_project/sandbox-state.json
+	rm -rf $(VENV) site example_project/db.sqlite3 example_project/sandbox-state.json*
