@@ -19,7 +19,7 @@ from django.contrib.auth import get_permission_codename
 from django.utils.translation import gettext_lazy as _
 
 from . import holds
-from .admin_inlines import order_link
+from .admin_inlines import ReadOnlyInlineMixin, order_link
 from .errors import InvoicePayError
 from .models import (
     Hold,
@@ -37,16 +37,8 @@ from .webhooks import bodies, intake
 MIRROR_HIDDEN = ("raw",)
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
+class ReadOnlyInline(ReadOnlyInlineMixin, admin.TabularInline):
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class QuoteInline(ReadOnlyInline):

@@ -44,8 +44,9 @@ def order_link(obj: Invoice | HoldConsent) -> str:
     return admin_link(order)
 
 
-class _ReadOnlyGenericInline(GenericTabularInline):
-    ct_field, ct_fk_field = "content_type", "object_id"
+class ReadOnlyInlineMixin:
+    """An inline that shows rows and never adds, edits or deletes one (the services change them)."""
+
     extra = 0
     can_delete = False
 
@@ -54,6 +55,10 @@ class _ReadOnlyGenericInline(GenericTabularInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class _ReadOnlyGenericInline(ReadOnlyInlineMixin, GenericTabularInline):
+    ct_field, ct_fk_field = "content_type", "object_id"
 
 
 class InvoiceInline(_ReadOnlyGenericInline):
