@@ -148,8 +148,10 @@ def process(delivery: WebhookDelivery) -> str:
 
 def record_failure(delivery: WebhookDelivery, exc: BaseException) -> None:
     """Mark the delivery failed with its traceback (secrets removed), on a fresh connection if need be."""
+    # The traceback goes to the shop's error e-mails (no secret is in its locals); a dropped database
+    # connection is an outage, not a bug: one line, its traceback is on the delivery.
     logger.error("%s webhook %s (%s) failed: %s", delivery.provider, delivery.event_id, delivery.event,
-                 type(exc).__name__, exc_info=exc)  # for the shop's error e-mails: no secret is in its locals
+                 type(exc).__name__, exc_info=None if isinstance(exc, DatabaseError) else exc)
     error = redact_secrets("".join(traceback.format_exception(exc)))
     unfinished = WebhookDelivery.objects.filter(pk=delivery.pk, status__in=UNFINISHED)
     try:
