@@ -27,13 +27,6 @@ def mask_mobile(number: str) -> str:
     return mask(number, keep_first=3, keep_last=3)
 
 
-def mask_email(email: str) -> str:
-    local, _, domain = str(email or "").partition("@")
-    if not domain:
-        return mask(local, keep_last=0)
-    return f"{local[:1]}{'•' * max(len(local) - 1, 1)}@{domain}"
-
-
 def redact_secrets(text: str) -> str:
     """`text` (a traceback, an error) with every configured credential replaced by [redacted]."""
     from .conf import invoicepay_settings
