@@ -14,8 +14,14 @@ CONVERT_TZ gives NULL and the list is a 500); the date filters used here compare
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from . import holds
@@ -32,7 +38,11 @@ from .models import (
     Refund,
     WebhookDelivery,
 )
+from .models.transitions import Transition
 from .webhooks import bodies, intake
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 MIRROR_HIDDEN = ("raw",)
 
@@ -53,7 +63,7 @@ class TransactionInline(ReadOnlyInline):
 
 
 class StatusChangeInline(ReadOnlyInline):
-    model = InvoiceStatusChange
+    model: type[Transition] = InvoiceStatusChange
     fields = ("created_at", "from_status", "to_status", "source", "transition_id", "announced_at")
     readonly_fields = fields
 
@@ -62,7 +72,7 @@ class HoldStatusChangeInline(StatusChangeInline):
     model = HoldStatusChange
 
 
-def _has_perm(modeladmin: admin.ModelAdmin, request, action: str) -> bool:
+def _has_perm(modeladmin: admin.ModelAdmin, request: HttpRequest, action: str) -> bool:
     """Whether the user holds `<app_label>.<action>_<model>`, e.g. `invoicepay.cancel_invoice`."""
     opts = modeladmin.opts
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
@@ -75,49 +85,55 @@ class MirrorAdmin(admin.ModelAdmin):
     editing: a change form saved here would write the whole row back from a stale read.
     """
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_sync_permission(self, request) -> bool:
+    def has_sync_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "change")
 
 
-def _run(modeladmin, request, queryset, action, done: str) -> None:
+_M = TypeVar("_M", bound=models.Model)
+
+
+def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[_M], action: Callable[[_M], object],
+         done: StrOrPromise) -> None:
+    """Apply `action` to each row; `done` is the success message, with `%(count)d` for how many."""
     ok = 0
     for invoice in queryset:
         try:
             action(invoice)
             ok += 1
         except InvoicePayError as exc:
-            modeladmin.message_user(request, f"{invoice}: {getattr(exc, 'message', exc)}", messages.ERROR)
+            modeladmin.message_user(request, _("%(object)s: %(message)s")
+                                    % {"object": invoice, "message": getattr(exc, "message", exc)}, messages.ERROR)
     if ok:
-        modeladmin.message_user(request, f"{done}: {ok}", messages.SUCCESS)
+        modeladmin.message_user(request, done % {"count": ok}, messages.SUCCESS)
 
 
 @admin.action(description=_("Sync from the provider"), permissions=["sync"])
-def sync_invoices(modeladmin, request, queryset) -> None:
-    _run(modeladmin, request, queryset, lambda i: i.sync(source="admin"), "Synced")
+def sync_invoices(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.sync(source="admin"), _("Synced: %(count)d"))
 
 
 @admin.action(description=_("Cancel at the provider"), permissions=["cancel"])
-def cancel_invoices(modeladmin, request, queryset) -> None:
-    _run(modeladmin, request, queryset, lambda i: i.cancel(), "Cancelled")
+def cancel_invoices(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.cancel(), _("Cancelled: %(count)d"))
 
 
 @admin.action(description=_("Refund the overpayment"), permissions=["refund"])
-def refund_overpayments(modeladmin, request, queryset) -> None:
-    _run(modeladmin, request, queryset, lambda i: i.refund_overpayment(), "Refunded")
+def refund_overpayments(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.refund_overpayment(), _("Refunded: %(count)d"))
 
 
 @admin.action(description=_("Renew (expired invoices)"), permissions=["renew"])
-def renew_invoices(modeladmin, request, queryset) -> None:
-    _run(modeladmin, request, queryset, lambda i: i.renew(), "Renewed")
+def renew_invoices(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    _run(modeladmin, request, queryset, lambda i: i.renew(), _("Renewed: %(count)d"))
 
 
 class RefundInline(ReadOnlyInline):
@@ -144,27 +160,36 @@ class InvoiceAdmin(MirrorAdmin):
     def order(self, obj: Invoice) -> str:
         return order_link(obj)
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[str]:
         return ["order", *(f.name for f in self.model._meta.fields if f.name not in self.exclude)]
 
-    def has_cancel_permission(self, request) -> bool:
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "cancel")
 
-    def has_refund_permission(self, request) -> bool:
+    def has_refund_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "refund")
 
-    def has_renew_permission(self, request) -> bool:
+    def has_renew_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "renew")
 
 
 @admin.action(description=_("Process again"), permissions=["reprocess"])
-def reprocess_deliveries(modeladmin, request, queryset) -> None:
+def reprocess_deliveries(modeladmin: admin.ModelAdmin, request: HttpRequest,
+                         queryset: QuerySet[WebhookDelivery]) -> None:
     # Any delivery but a malformed one, finished ones included (to apply a fixed handler again).
     statuses = frozenset(WebhookDelivery.Status.values) - {WebhookDelivery.Status.MALFORMED}
     counts = intake.process_all(queryset.order_by("received_at", "pk"), statuses=statuses)
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
+    summary = ", ".join(_("%(count)d %(outcome)s") % {"count": n, "outcome": _outcome(status)}
+                        for status, n in sorted(counts.items())) or _("nothing")
     level = messages.WARNING if counts.get("failed") else messages.SUCCESS
-    modeladmin.message_user(request, f"Processed again: {summary}.", level)
+    modeladmin.message_user(request, _("Processed again: %(summary)s.") % {"summary": summary}, level)
+
+
+def _outcome(status: str) -> StrOrPromise:
+    """A delivery's outcome in words: its status's label, or "busy" (another process had it)."""
+    if status in WebhookDelivery.Status.values:
+        return WebhookDelivery.Status(status).label
+    return _("busy")
 
 
 @admin.register(WebhookDelivery)
@@ -177,18 +202,18 @@ class WebhookDeliveryAdmin(MirrorAdmin):
     search_fields = ("event_id", "object_id")
     actions = (reprocess_deliveries,)
 
-    def get_fields(self, request, obj=None):
-        return [f.name if f.name != "body" else "masked_body" for f in self.model._meta.fields]
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
+        return tuple(f.name if f.name != "body" else "masked_body" for f in self.model._meta.fields)
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
         return self.get_fields(request, obj)
 
     @admin.display(description=_("body (personal fields masked)"))
-    def masked_body(self, obj: WebhookDelivery) -> str:
+    def masked_body(self, obj: WebhookDelivery) -> StrOrPromise:
         """Never the raw body: it may carry payers' e-mails, mobile numbers or codes."""
         return bodies.masked_text(obj.body, indent=2) or _("(not JSON: not shown)")
 
-    def has_reprocess_permission(self, request) -> bool:
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "reprocess")
 
 
@@ -197,10 +222,10 @@ class ReadOnlyAdmin(MirrorAdmin):
 
     hidden: tuple[str, ...] = ()
 
-    def get_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name not in self.hidden]
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
+        return tuple(f.name for f in self.model._meta.fields if f.name not in self.hidden)
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
         return self.get_fields(request, obj)
 
 
@@ -222,18 +247,18 @@ class HoldConsentAdmin(ReadOnlyAdmin):
     def order(self, obj: HoldConsent) -> str:
         return order_link(obj)
 
-    def get_fields(self, request, obj=None):
-        return ["order", *super().get_fields(request, obj)]
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
+        return ("order", *super().get_fields(request, obj))
 
 
 @admin.action(description=_("Release the hold"), permissions=["release"])
-def release_holds(modeladmin, request, queryset) -> None:
-    _run(modeladmin, request, queryset, holds.release_hold, "Released")
+def release_holds(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Hold]) -> None:
+    _run(modeladmin, request, queryset, holds.release_hold, _("Released: %(count)d"))
 
 
 @admin.action(description=_("Refresh from OnePipe"), permissions=["sync"])
-def refresh_holds(modeladmin, request, queryset) -> None:
-    _run(modeladmin, request, queryset, holds.refresh_hold, "Refreshed")
+def refresh_holds(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Hold]) -> None:
+    _run(modeladmin, request, queryset, holds.refresh_hold, _("Refreshed: %(count)d"))
 
 
 @admin.register(Hold)
@@ -245,7 +270,7 @@ class HoldAdmin(ReadOnlyAdmin):
     actions = (release_holds, refresh_holds)
     inlines = (HoldStatusChangeInline,)
 
-    def has_release_permission(self, request) -> bool:
+    def has_release_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "release")
 
     @admin.display(description=_("amount"))

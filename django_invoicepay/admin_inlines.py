@@ -16,6 +16,7 @@ from __future__ import annotations
 from django.contrib.admin import display as admin_display
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.db import models
+from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -50,10 +51,10 @@ class ReadOnlyInlineMixin:
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 

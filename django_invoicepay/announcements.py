@@ -79,8 +79,8 @@ class Outbox:
     owner_field: str
     send: Callable[[Any, Any], int]  # sends a transition's signals; returns how many receivers raised
 
-    def pending(self, owner_id: int) -> models.QuerySet:
-        return self.model.objects.filter(**{f"{self.owner_field}_id": owner_id, "announced_at__isnull": True})
+    def pending(self, owner_id: int) -> models.QuerySet[Transition]:
+        return self.model._default_manager.filter(**{f"{self.owner_field}_id": owner_id, "announced_at__isnull": True})
 
 
 INVOICES = Outbox(InvoiceStatusChange, "invoice", _send_invoice)
@@ -97,12 +97,14 @@ def announce(outbox: Outbox, owner: models.Model) -> int:
     sent = 0
     while True:
         change = outbox.pending(owner.pk).order_by("pk").first()
-        if change is None or not leases.take(outbox.model.objects.filter(pk=change.pk, announced_at__isnull=True),
-                                             "announcing_until", LEASE):
+        if change is None:
+            return sent
+        if not leases.take(outbox.model._default_manager.filter(pk=change.pk, announced_at__isnull=True),
+                           "announcing_until", LEASE):
             return sent
         failed = outbox.send(change, owner)
         attempts = change.announce_attempts + 1
-        row = outbox.model.objects.filter(pk=change.pk)
+        row = outbox.model._default_manager.filter(pk=change.pk)
         if failed and attempts < MAX_ATTEMPTS:  # send again later; the object's later transitions wait
             delay = retry_delay(attempts)
             row.update(announcing_until=timezone.now() + timedelta(seconds=delay), announce_attempts=attempts)
@@ -135,10 +137,12 @@ def announce_due(*, limit: int = 500) -> int:
     """For the sweep: announce every object's transitions that no live process is announcing."""
     sent = 0
     for outbox in (INVOICES, CONSENTS, HOLDS):
-        owner_ids = (outbox.model.objects.filter(announced_at__isnull=True).filter(leases.free("announcing_until"))
-                     .order_by().values_list(f"{outbox.owner_field}_id", flat=True).distinct()[:limit])
+        owner_ids = (outbox.model._default_manager.filter(announced_at__isnull=True)
+                     .filter(leases.free("announcing_until")).order_by()
+                     .values_list(f"{outbox.owner_field}_id", flat=True).distinct()[:limit])
         owner_model = outbox.model._meta.get_field(outbox.owner_field).related_model
-        for owner in owner_model.objects.filter(pk__in=list(owner_ids)).order_by("pk"):
+        assert owner_model is not None, outbox.owner_field  # a foreign key: always has a related model
+        for owner in owner_model._default_manager.filter(pk__in=list(owner_ids)).order_by("pk"):
             try:
                 sent += announce(outbox, owner)
             except DatabaseError as exc:  # this object's rows stay unannounced for the next sweep

@@ -9,6 +9,7 @@ and can be retried by hand (admin action, `invoice.refund_overpayment()`, `invoi
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from django.dispatch import receiver
 
@@ -16,11 +17,14 @@ from .conf import invoicepay_settings
 from .errors import InvoicePayError, ProviderUnavailable
 from .signals import invoice_expired, invoice_overpaid
 
+if TYPE_CHECKING:
+    from .models import Invoice
+
 logger = logging.getLogger("django_invoicepay.automation")
 
 
 @receiver(invoice_overpaid, dispatch_uid="invoicepay_auto_refund")
-def auto_refund(sender, invoice, amount, **kwargs) -> None:
+def auto_refund(sender: type[Invoice], invoice: Invoice, amount: int, **kwargs: Any) -> None:
     if not invoicepay_settings.AUTO_REFUND_OVERPAYMENT:
         return
     try:
@@ -32,7 +36,7 @@ def auto_refund(sender, invoice, amount, **kwargs) -> None:
 
 
 @receiver(invoice_expired, dispatch_uid="invoicepay_auto_renew")
-def auto_renew(sender, invoice, **kwargs) -> None:
+def auto_renew(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> None:
     if not invoicepay_settings.AUTO_RENEW_EXPIRED:
         return
     try:

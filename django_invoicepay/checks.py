@@ -11,12 +11,13 @@ import functools
 import ipaddress
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from numbers import Real
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import phonenumbers
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import router
@@ -90,16 +91,23 @@ def _sandbox() -> bool:
     return invoicepay_settings.SANDBOX is True
 
 
-CHECKS: list[Callable[[], list[CheckMessage]]] = []
+#: What a check of this app computes, and the check Django runs (it takes app_configs and **kwargs).
+CheckBody = Callable[[], list[CheckMessage]]
+Check = Callable[..., list[CheckMessage]]
+CHECKS: list[Check] = []
 
 
-def invoicepay_check(func: Callable[[], list[CheckMessage]] | None = None, *, always: bool = False):
+@overload
+def invoicepay_check(func: CheckBody, *, always: bool = False) -> Check: ...
+@overload
+def invoicepay_check(func: None = None, *, always: bool = False) -> Callable[[CheckBody], Check]: ...
+def invoicepay_check(func: CheckBody | None = None, *, always: bool = False) -> Check | Callable[[CheckBody], Check]:
     """Register `func` as a Django check of this app. Unless `always`, it runs only on a well-formed
     INVOICEPAY (check_structure reports the rest)."""
     if func is None:
         return functools.partial(invoicepay_check, always=always)
 
-    def check(app_configs=None, **kwargs) -> list[CheckMessage]:
+    def check(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
         if app_configs is not None and APP_LABEL not in {config.label for config in app_configs}:
             return []
         if not always and not _well_formed():
@@ -112,7 +120,7 @@ def invoicepay_check(func: Callable[[], list[CheckMessage]] | None = None, *, al
     return register(Tags.compatibility)(check)
 
 
-def check_settings(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Every invoicepay check, in order (what `manage.py check` runs for this app)."""
     return [message for check in CHECKS for message in check(app_configs, **kwargs)]
 
@@ -201,7 +209,8 @@ def check_numbers() -> list[CheckMessage]:
     s = invoicepay_settings
     messages: list[CheckMessage] = []
     timeout = s.HTTP_TIMEOUT
-    if isinstance(timeout, bool) or not isinstance(timeout, Real) or not 0 < timeout < float("inf"):
+    # typeshed's numbers.Real declares no __gt__, so `0 < timeout` needs the ignore; the comparison is fine at run time.
+    if isinstance(timeout, bool) or not isinstance(timeout, Real) or not 0 < timeout < float("inf"):  # type: ignore[operator]
         messages.append(_error(11, "INVOICEPAY['HTTP_TIMEOUT'] must be a positive number of seconds.",
                                f"The default is {DEFAULTS['HTTP_TIMEOUT']}."))
     retries = s.HTTP_MAX_RETRIES
@@ -308,7 +317,8 @@ def check_consent_api() -> list[CheckMessage]:
 @invoicepay_check
 def check_throttle_rates() -> list[CheckMessage]:
     """E016: THROTTLE_RATES (merged over the defaults) has an unknown scope or a rate DRF cannot parse."""
-    raw = _raw().get("THROTTLE_RATES", {})
+    settings_dict = _raw()  # a dict: this check waits for a well-formed INVOICEPAY
+    raw = settings_dict.get("THROTTLE_RATES", {}) if isinstance(settings_dict, dict) else {}
     if not isinstance(raw, dict):
         return [_error(16, "INVOICEPAY['THROTTLE_RATES'] must be a dict such as {'otp': '10/min'}.",
                        f"Scopes: {', '.join(DEFAULTS['THROTTLE_RATES'])}; the ones you leave out keep their default.")]

@@ -26,6 +26,8 @@ import functools
 import ipaddress
 from dataclasses import dataclass
 
+from django.http import HttpRequest
+
 from .conf import invoicepay_settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -113,7 +115,7 @@ def parse_address(text: object) -> IPAddress | None:
     return address
 
 
-def _client(request) -> IPAddress | str:
+def _client(request: HttpRequest) -> IPAddress | str:
     meta = request.META
     trusted = parse_trusted_proxies(invoicepay_settings.TRUSTED_PROXIES)
     peer = parse_address(meta.get("REMOTE_ADDR"))
@@ -138,13 +140,13 @@ def _client(request) -> IPAddress | str:
     return vouched
 
 
-def client_address(request) -> str:
+def client_address(request: HttpRequest) -> str:
     """The client's address: `REMOTE_ADDR`, or behind TRUSTED_PROXIES the right-most untrusted address
     of X-Forwarded-For. "unknown" when there is none (clients without an address share one limit)."""
     return str(_client(request))
 
 
-def client_ident(request) -> str:
+def client_ident(request: HttpRequest) -> str:
     """What rate limits count by: the client's IPv4 address, or its IPv6 /64 network."""
     client = _client(request)
     if isinstance(client, ipaddress.IPv6Address):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -149,12 +149,12 @@ invoicepay_settings = InvoicePaySettings()
 RATE = re.compile(r"[0-9]+/[smhd][a-z]*")
 
 
-def is_rate(value: object) -> bool:
+def is_rate(value: object) -> TypeGuard[str]:
     """True for a rate DRF can parse (None, no limit, is the caller's business)."""
     return isinstance(value, str) and RATE.fullmatch(value) is not None
 
 
-def is_url(value: object) -> bool:
+def is_url(value: object) -> TypeGuard[str]:
     """True for an absolute http(s) URL with a host: what the provider clients can use as a base URL."""
     if not isinstance(value, str):
         return False

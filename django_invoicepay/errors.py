@@ -7,8 +7,15 @@ an interface can forward it with its meaning kept.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+from .statuses import label as status_label
+
+if TYPE_CHECKING:
+    from .models import Invoice
 
 
 class InvoicePayError(Exception):
@@ -116,12 +123,12 @@ class InvoiceStateError(InvoicePayError):
 class OpenInvoiceExists(InvoiceStateError):
     """`create_for` was asked for a second invoice while the order has one that can still be paid."""
 
-    def __init__(self, existing) -> None:
+    def __init__(self, existing: Invoice) -> None:
         self.existing = existing
         super().__init__(
             str(_("This order already has an invoice that can still be paid (%(invoice)s, %(status)s). Let the "
                   "customer pay it, cancel it first, or pass allow_another=True."))
-            % {"invoice": existing.reference or existing.remote_id, "status": existing.status})
+            % {"invoice": existing.reference or existing.remote_id, "status": status_label(existing.status)})
 
 
 class OtpLocked(InvoicePayError):

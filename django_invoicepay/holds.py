@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import announcements, leases
 from . import otp as otp_guard
@@ -33,7 +34,8 @@ from .vault import seal, unseal
 
 logger = logging.getLogger("django_invoicepay.holds")
 REQUEST_TYPE = "hold_funds"
-CREDENTIALS = {  # auth.type -> (the fields it needs, how they become the plaintext, the identifier to mask)
+#: auth.type -> (the fields it needs, how they become the plaintext, the identifier to mask)
+CREDENTIALS: dict[str, tuple[tuple[str, ...], Callable[..., str], str]] = {
     "bank.account": (("account_number", "bank_code"), plaintexts.bank_account_plaintext, "account_number"),
     "wallet": (("wallet_number", "provider_code"), plaintexts.wallet_plaintext, "wallet_number"),
     "card": (("pan", "cvv", "expiry", "pin"), plaintexts.card_plaintext, "pan"),
@@ -57,7 +59,7 @@ def _redacted(result: OnePipeResult) -> dict:
 
 def _whole(amount: Any) -> int:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise HoldError("The amount must be a positive whole number of minor units (kobo).", code="amount")
+        raise HoldError(_("The amount must be a positive whole number of minor units (kobo)."), code="amount")
     return amount
 
 
@@ -83,11 +85,12 @@ def request_consent(
     """
     allowed = invoicepay_settings.ONEPIPE["ALLOWED_AUTH_TYPES"]
     if auth_type not in CREDENTIALS or auth_type not in allowed:
-        raise HoldError(f"{auth_type!r} is not accepted here; use one of: {', '.join(allowed)}.", code="auth_type")
+        raise HoldError(_("%(auth_type)s is not accepted here; use one of: %(choices)s.")
+                        % {"auth_type": repr(auth_type), "choices": ", ".join(allowed)}, code="auth_type")
     fields, build, identifier = CREDENTIALS[auth_type]
     missing = [name for name in fields if not str(credentials.get(name) or "").strip()]
     if missing:
-        raise HoldError(f"Missing: {', '.join(missing)}.", code="credentials")
+        raise HoldError(_("Missing: %(fields)s.") % {"fields": ", ".join(missing)}, code="credentials")
     secure = _secure(build(*(str(credentials[name]).strip() for name in fields)))
     masked = mask(str(credentials[identifier]).strip(), keep_last=4)
     consent = _new_consent(auth_type=auth_type, masked_identifier=masked, amount=_whole(amount), customer=customer,
@@ -138,8 +141,8 @@ def confirm_consent(consent: HoldConsent, otp: str) -> HoldConsent:
         consent.refresh_from_db()
         if consent.status not in {HoldConsent.Status.WAITING_FOR_OTP, HoldConsent.Status.PENDING_VALIDATION}:
             attempt.not_counted()
-            raise HoldError(f"This consent is {consent.get_status_display()}: there is nothing to confirm.",
-                            code="state")
+            raise HoldError(_("This consent is %(status)s: there is nothing to confirm.")
+                            % {"status": consent.get_status_display()}, code="state")
         try:
             result = onepipe_client().validate(request_type=REQUEST_TYPE, transaction_ref=consent.transaction_ref,
                                                secure=_secure(plaintexts.otp_plaintext(str(otp).strip())))
@@ -224,8 +227,8 @@ def place_hold(consent: HoldConsent, amount: int, *, description: str = "") -> H
     consent.refresh_from_db()
     if not consent.is_usable:
         if consent.status == HoldConsent.Status.ACTIVE:
-            raise HoldError("The customer's consent has expired: ask for it again.", code="expired")
-        raise HoldError("There is no active consent to hold funds with.", code="state")
+            raise HoldError(_("The customer's consent has expired: ask for it again."), code="expired")
+        raise HoldError(_("There is no active consent to hold funds with."), code="state")
     hold = Hold.objects.create(consent=consent, amount=amount, currency_code=consent.currency_code,
                                currency_divisibility=consent.currency_divisibility, description=description[:255],
                                transaction_ref=f"hold-{uuid.uuid4().hex[:24]}")
@@ -273,11 +276,12 @@ def _await_release(hold: Hold) -> Hold:
         if hold.status == Hold.Status.RELEASED:
             return hold
         if hold.status not in {Hold.Status.PLACED, Hold.Status.PENDING}:
-            raise HoldError(f"A {hold.get_status_display()} hold cannot be released.", code="state")
+            raise HoldError(_("A %(status)s hold cannot be released.") % {"status": hold.get_status_display()},
+                            code="state")
         if not leases.seconds_left(hold.releasing_until):  # the other release failed: say why
-            raise HoldError(hold.error or "The hold could not be released; try again.", code="release_failed")
+            raise HoldError(hold.error or _("The hold could not be released; try again."), code="release_failed")
         if time.monotonic() > deadline:
-            raise HoldError("The hold is being released; check again in a moment.", code="busy")
+            raise HoldError(_("The hold is being released; check again in a moment."), code="busy")
         time.sleep(0.05)
 
 

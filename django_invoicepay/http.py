@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -95,7 +96,7 @@ class HttpTransport:
         method: str,
         url: str,
         *,
-        json: object = None,
+        json: Any = None,  # a JSON-serialisable body
         params: dict | None = None,
         headers: dict | None = None,
         idempotent: bool = False,

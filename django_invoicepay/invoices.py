@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
@@ -106,7 +106,7 @@ def create_for(
     # lock the whole database for that long, so there the check runs without a lock.
     locking = guarded and connection.features.has_select_for_update
     with transaction.atomic() if locking else contextlib.nullcontext():
-        if guarded:
+        if guarded and order is not None:  # `guarded` implies an order; this says so to the type checker
             _refuse_a_second_open_invoice(order)
         data = rehive_client().create_invoice(fields)
         return _mirror_new(data, order, renewal_of)
@@ -314,14 +314,19 @@ def _transaction_values(tx: TransactionData) -> dict[str, Any]:
     }
 
 
+_Mirrored = TypeVar("_Mirrored", Quote, InvoiceTransaction)
+
+
 def _upsert(
-    model: type[models.Model],
-    existing: dict[Any, models.Model],
+    model: type[_Mirrored],
+    existing: dict[Any, _Mirrored],
     incoming: dict[Any, tuple[dict[str, Any], datetime | None]],
-    make: Any,
+    make: Callable[[Any, dict[str, Any]], _Mirrored],
 ) -> None:
     """Insert new rows, update changed ones, skip stale and unchanged: at most three queries."""
-    to_create, to_update, fields = [], [], set()
+    to_create: list[_Mirrored] = []
+    to_update: list[_Mirrored] = []
+    fields: set[str] = set()
     for key, (values, updated) in incoming.items():
         row = existing.get(key)
         if row is None:

@@ -44,8 +44,11 @@ class StatusFieldOrderAdapter(OrderAdapter):
     """Sets `ORDER_STATUS_FIELD` on the order and saves that field only."""
 
     def set_state(self, order: models.Model, state: str, *, invoice: Invoice) -> None:
+        from django.db.models import Field
+
         name = status_field(type(order))
         field = type(order)._meta.get_field(name)
+        assert isinstance(field, Field)  # status_field() accepts a concrete field only, never a relation
         refused = state_refused(field, state)
         if refused:
             raise OrderAdapterError(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from . import leases
@@ -35,8 +35,8 @@ class Attempt:
 
     row: OtpGuarded
 
-    def _rows(self):
-        return type(self.row).objects.filter(pk=self.row.pk)
+    def _rows(self) -> QuerySet[OtpGuarded]:
+        return type(self.row)._default_manager.filter(pk=self.row.pk)
 
     def accepted(self) -> None:
         self._rows().update(otp_failures=0, otp_locked_until=None)
@@ -57,7 +57,7 @@ def checking(row: OtpGuarded, *, provider_calls: int = 1) -> Iterator[Attempt]:
     """Check one code for `row`: raises OtpLocked or OtpBusy before any provider call, else yields
     the counted attempt and gives the row back when the block ends, however it ends."""
     model, limit = type(row), int(invoicepay_settings.OTP_MAX_ATTEMPTS)
-    rows = model.objects.filter(pk=row.pk)
+    rows = model._default_manager.filter(pk=row.pk)
     rows.filter(otp_locked_until__lte=timezone.now()).update(otp_failures=0, otp_locked_until=None)  # ended
     open_rows = rows.filter(otp_locked_until__isnull=True, otp_failures__lt=limit)
     if not leases.take(open_rows, "otp_checking_until", leases.provider_call_budget(provider_calls),
@@ -71,14 +71,15 @@ def checking(row: OtpGuarded, *, provider_calls: int = 1) -> Iterator[Attempt]:
 
 def _refuse(row: OtpGuarded, limit: int) -> None:
     model = type(row)
-    state = model.objects.filter(pk=row.pk).values("otp_locked_until", "otp_checking_until", "otp_failures").first()
+    state = (model._default_manager.filter(pk=row.pk)
+             .values("otp_locked_until", "otp_checking_until", "otp_failures").first())
     if state is None:
         raise model.DoesNotExist
     label = f"{model._meta.model_name} {row.pk}"
     locked = leases.seconds_left(state["otp_locked_until"])
     if not locked and state["otp_failures"] >= limit:  # the limit was reached by the last attempt: lock now
         locked = int(invoicepay_settings.OTP_COOLDOWN)
-        model.objects.filter(pk=row.pk, otp_locked_until__isnull=True).update(
+        model._default_manager.filter(pk=row.pk, otp_locked_until__isnull=True).update(
             otp_locked_until=timezone.now() + timedelta(seconds=locked))
     if locked:
         logger.warning("%s: OTP refused, locked for %d s", label, locked)

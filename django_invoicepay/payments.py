@@ -18,6 +18,7 @@ from .invoices import apply_invoice, sync
 from .models import Invoice
 from .models.invoices import FINAL_STATUSES
 from .providers import rehive_client
+from .statuses import label as status_label
 
 logger = logging.getLogger("django_invoicepay.payments")
 
@@ -25,7 +26,7 @@ logger = logging.getLogger("django_invoicepay.payments")
 def _open(invoice: Invoice) -> None:
     if invoice.is_final:
         raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.")
-                                % {"status": invoice.status})
+                                % {"status": status_label(invoice.status)})
 
 
 def payment_processors(invoice: Invoice) -> list[dict]:
@@ -97,7 +98,8 @@ def submit_otp(invoice: Invoice, otp: str, *, source: str = "api") -> Invoice:
         status = Invoice.objects.filter(pk=invoice.pk).values_list("status", flat=True).first()
         if status in FINAL_STATUSES:  # paid by a code checked just before this one
             attempt.not_counted()
-            raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.") % {"status": status})
+            raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.")
+                                    % {"status": status_label(status)})
         try:
             rehive_client().otp_challenge(invoice.remote_id, otp)
         except ProviderAuthError:

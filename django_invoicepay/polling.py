@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
@@ -157,7 +159,7 @@ def _fetch(invoice: Invoice) -> Fetched:
     return invoice, data, txs, None
 
 
-def _reschedule(invoice_id: int, interval: int, **extra) -> None:
+def _reschedule(invoice_id: int, interval: int, **extra: Any) -> None:
     now = timezone.now()
     PollSchedule.objects.filter(pk=invoice_id).update(
         next_at=now + timedelta(seconds=interval), interval=interval, leased_until=None, last_polled_at=now, **extra
@@ -182,6 +184,7 @@ def _apply_and_reschedule(fetched: Fetched) -> str:
     schedule = getattr(invoice, "poll", None)  # loaded with the invoice (select_related)
     previous = schedule.interval if schedule else NORMAL
     if error is None:
+        assert data is not None  # fetched without an error
         try:
             fresh = apply_invoice(data, source="poll", transactions=txs) or invoice
         except (OperationalError, InterfaceError):
@@ -347,12 +350,15 @@ def _poll_due(result: SweepResult, qs: QuerySet[Invoice], *, force: bool, concur
             return
         done.update(ids)
         try:
-            claimed = on_fresh_connection(lambda ids=ids: list(
-                Invoice.objects.filter(pk__in=ids).select_related("poll").prefetch_related("quotes")))
+            claimed = on_fresh_connection(functools.partial(_claimed_invoices, ids))
         except DatabaseError:
             _give_back(set(ids))
             raise
         _poll_batch(claimed, concurrency=concurrency, settled=settled)
+
+
+def _claimed_invoices(ids: list[int]) -> list[Invoice]:
+    return list(Invoice.objects.filter(pk__in=ids).select_related("poll").prefetch_related("quotes"))
 
 
 def _refresh_holds() -> dict[str, int]:

@@ -8,9 +8,12 @@ the client code path is exactly the production one, minus the socket.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import requests
+from requests.adapters import BaseAdapter
 
 from .conf import SANDBOX_ONEPIPE_KEY, SANDBOX_ONEPIPE_SECRET, invoicepay_settings
 from .http import HttpTransport, RetryPolicy
@@ -32,7 +35,10 @@ class RehiveConfig:
     @classmethod
     def from_settings(cls) -> RehiveConfig:
         s = invoicepay_settings
-        base = lambda url: url if url.endswith("/") else url + "/"  # noqa: E731
+
+        def base(url: str) -> str:
+            return url if url.endswith("/") else url + "/"
+
         return cls(
             api_key=s.rehive_api_key,
             business_id=s.rehive_business_id,
@@ -45,7 +51,11 @@ class RehiveConfig:
         )
 
 
-def _transport(provider: str, config, sandbox_mounts: dict) -> HttpTransport:
+_Config = TypeVar("_Config", "RehiveConfig", "OnePipeConfig")
+
+
+def _transport(provider: str, config: _Config, sandbox_mounts: dict[str, Callable[[_Config], BaseAdapter]]
+               ) -> HttpTransport:
     """One pooled session per configuration; with SANDBOX on, the simulator is mounted on the
     provider's base URLs so the client's code path is exactly the production one, minus the socket."""
     session = requests.Session()

@@ -8,7 +8,7 @@ length: a 24-hour invoice renews as a 24-hour invoice from now.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,11 +17,12 @@ from django.utils.translation import gettext as _
 from .errors import InvoiceStateError
 from .invoices import create_for
 from .models import Invoice
+from .statuses import label as status_label
 
 logger = logging.getLogger("django_invoicepay.renewals")
 
 
-def _shifted(moment, created) -> timedelta | None:
+def _shifted(moment: datetime | None, created: datetime | None) -> timedelta | None:
     if moment is None or created is None:
         return None
     return max(moment - created, timedelta(minutes=1))
@@ -36,7 +37,7 @@ def renew(invoice: Invoice) -> Invoice:
             return existing
         if old.status != "expired":
             raise InvoiceStateError(_("Only an expired invoice can be renewed; this one is %(status)s.")
-                                    % {"status": old.status})
+                                    % {"status": status_label(old.status)})
         metadata = dict(old.raw.get("metadata") or {})
         business = dict(metadata.pop("service_business", {}) or {})
         items = business.pop("items", [])

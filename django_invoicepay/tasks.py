@@ -7,14 +7,19 @@ webhook deliveries are processed by `process_webhook` when a queueing backend is
 
 from __future__ import annotations
 
-try:
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # django-stubs describes django.tasks (on 5.2 too); the backport has the same API
     from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
-except ImportError:  # Django 5.2
+else:
     try:
-        from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
-    except ImportError:  # pragma: no cover - neither is installed
-        task = task_backends = None
-        DEFAULT_TASK_BACKEND_ALIAS = "default"
+        from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
+    except ImportError:  # Django 5.2
+        try:
+            from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
+        except ImportError:  # pragma: no cover - neither is installed
+            task = task_backends = None
+            DEFAULT_TASK_BACKEND_ALIAS = "default"
 
 from .models import Invoice
 from .polling import sweep

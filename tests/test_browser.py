@@ -313,3 +313,28 @@ def test_an_expired_invoice_is_renewed_from_the_pay_page(page, invoice, live_ser
     page.wait_for_url(lambda url: invoice.public_token not in url and "/pay/" in url)
     expect(page.locator("#pay-status")).to_have_text("initiated")
     page.get_by_role("heading", name="Pay 12.50 USD").wait_for()
+
+
+# -- in the payer's language ---------------------------------------------------------------------------
+
+
+@BARE
+def test_a_french_browser_sees_every_update_in_french(bitcoin_invoice, invoice, live_server, browser):
+    """Accept-Language: fr (LocaleMiddleware): the page and everything the script re-renders are French."""
+    page = open_page(browser, locale="fr-FR")
+    page.goto(f"{live_server.url}/pay/{invoice.public_token}/")
+    deposit = page.locator(DEPOSIT)
+    expect(deposit.get_by_text("Envoyez à cette adresse")).to_be_visible()
+    expect(deposit.get_by_text("Nous attendons votre paiement.")).to_be_visible()
+    expect(deposit.get_by_text("Cette page se met à jour automatiquement.")).to_be_visible()
+    sandbox.crypto_deposit(invoice.remote_id, confirmations=0)
+    pending = deposit.locator(".invoicepay-pending")
+    expect(pending).to_contain_text("avec 0 confirmation et attend d’être confirmé")  # French: 0 is singular
+    sandbox.confirm(invoice.remote_id, confirmations=2)
+    expect(pending).to_contain_text("avec 2 confirmations et attend d’être confirmé")
+    sandbox.confirm(invoice.remote_id)
+    expect(deposit.get_by_text("Facture payée intégralement. Merci.")).to_be_visible()
+    expect(page.locator(QR)).to_contain_text("Cette facture est payée\u00a0: il n’y a rien à scanner.")
+    assert "Paid in full" not in page.content() and page.navigations == [page.url]  # re-rendered, not reloaded
+    page.context.close()
+    assert page.errors == []

@@ -8,13 +8,16 @@ shop's actions (Python API, admin), not the customer's.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, ValidationError
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import holds
@@ -41,8 +44,9 @@ class ConsentRequestSerializer(serializers.Serializer):
     credentials = serializers.DictField(child=serializers.CharField(max_length=64, trim_whitespace=True))
     customer = CustomerSerializer()
     amount = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False, default=100)
-    order = serializers.CharField(max_length=64, required=False,
-                                  help_text="Your order's id, when the shop sets INVOICEPAY['ORDER_MODEL'].")
+    order = serializers.CharField(
+        max_length=64, required=False,
+        help_text=gettext_lazy("Your order's id, when the shop sets INVOICEPAY['ORDER_MODEL']."))
 
     def validate_auth_type(self, value: str) -> str:
         allowed = invoicepay_settings.ONEPIPE["ALLOWED_AUTH_TYPES"]
@@ -63,8 +67,9 @@ class ConsentRequestSerializer(serializers.Serializer):
 
 
 class ConsentOtpSerializer(serializers.Serializer):
-    otp = serializers.CharField(max_length=64, trim_whitespace=True,
-                                help_text="The OTP, or the information a pending_validation prompt asked for.")
+    otp = serializers.CharField(
+        max_length=64, trim_whitespace=True,
+        help_text=gettext_lazy("The OTP, or the information a pending_validation prompt asked for."))
 
 
 NEXT_ACTIONS = {"waiting_for_otp": "submit_otp", "pending_validation": "submit_information"}
@@ -95,7 +100,7 @@ class HoldsNotConfigured(APIException):
 class ConsentView(InvoiceView):
     provider_field = "otp"
 
-    def initial(self, request, *args, **kwargs) -> None:
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # throttles first: a flood is a 429, not a log line each
         if not onepipe_configured():
             logging.getLogger("django_invoicepay.api").error(
@@ -110,7 +115,7 @@ class ConsentView(InvoiceView):
             raise NotFound(_("No such consent."))
         return consent
 
-    def handle_exception(self, exc):
+    def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, HoldError):
             return Response({"detail": exc.message, "code": exc.code or "refused"}, status=status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)
@@ -120,7 +125,7 @@ class ConsentCreate(ConsentView):
     throttle_classes = [PayerThrottle]
     serializer_class = ConsentRequestSerializer
 
-    def post(self, request) -> Response:
+    def post(self, request: Request) -> Response:
         user = request.user if request.user and request.user.is_authenticated else None
         if user is None and invoicepay_settings.HOLDS_ALLOW_ANONYMOUS is not True:
             raise NotAuthenticated(_("Log in to give your consent."))
@@ -130,7 +135,7 @@ class ConsentCreate(ConsentView):
                                         order=self.order(user, data.get("order")))
         return Response(consent_data(consent), status=status.HTTP_201_CREATED)
 
-    def order(self, user, order_id: str | None):
+    def order(self, user: models.Model | None, order_id: str | None) -> models.Model | None:
         """The requester's own order named in the request (ORDER_MODEL); a stranger's is "no such order"."""
         if order_id is None:
             return None
@@ -148,7 +153,7 @@ class ConsentCreate(ConsentView):
 
 
 class ConsentDetail(ConsentView):
-    def get(self, request, token: str) -> Response:
+    def get(self, request: Request, token: str) -> Response:
         return Response(consent_data(self.consent()))
 
 
@@ -156,7 +161,7 @@ class ConsentOtp(ConsentView):
     throttle_classes = [OtpClientThrottle, OtpInvoiceThrottle]
     serializer_class = ConsentOtpSerializer
 
-    def post(self, request, token: str) -> Response:
+    def post(self, request: Request, token: str) -> Response:
         consent = self.consent()
         data = self.valid(ConsentOtpSerializer)
         return Response(consent_data(holds.confirm_consent(consent, data["otp"])))

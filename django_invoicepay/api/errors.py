@@ -8,6 +8,7 @@ or as a non-field error. Outages become 503 with a retry hint. Nothing becomes a
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
 from rest_framework import status
@@ -25,6 +26,9 @@ from ..errors import (
     ProviderValidationError,
 )
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 logger = logging.getLogger("django_invoicepay.api")
 
 RETRY_AFTER = 30
@@ -37,9 +41,9 @@ FIELD_NAMES = {
 }
 
 
-def _field_errors(exc: ProviderValidationError, field: str | None) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    other: list[str] = []
+def _field_errors(exc: ProviderValidationError, field: str | None) -> dict[str, list[StrOrPromise]]:
+    errors: dict[str, list[StrOrPromise]] = {}
+    other: list[StrOrPromise] = []
     for name, messages in exc.field_errors.items():
         if name in FIELD_NAMES:
             errors.setdefault(FIELD_NAMES[name], []).extend(messages)

@@ -5,18 +5,20 @@ never tells whether an invoice exists.
 
 from __future__ import annotations
 
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound
 
-from ..models import Invoice
+from ..models import HoldConsent, Invoice
 from ..orders import get_order_adapter
 
 
-def owned_by_requester(request, obj) -> bool:
+def owned_by_requester(request: HttpRequest, obj: Invoice | HoldConsent) -> bool:
     """Guests may act on what has no owner; what belongs to a user is that user's alone. The owner is the
     object's own (a consent asked for by a logged-in user), else its order's (the order adapter's)."""
-    if getattr(obj, "owner_id", None) is not None:
-        owner = obj.owner_id
+    owner_id = getattr(obj, "owner_id", None)  # a consent's; an invoice has none
+    if owner_id is not None:
+        owner = owner_id
     else:
         order = obj.order if obj.object_id else None
         owner = get_order_adapter().owner(order) if order is not None else None
@@ -26,7 +28,7 @@ def owned_by_requester(request, obj) -> bool:
     return bool(user and user.is_authenticated and getattr(owner, "pk", owner) == user.pk)
 
 
-def invoice_for(request, token: str) -> Invoice:
+def invoice_for(request: HttpRequest, token: str) -> Invoice:
     invoice = (
         Invoice.objects.filter(public_token=token)
         .select_related("renewed_by")

@@ -6,6 +6,8 @@ import re
 
 import phonenumbers
 from django.core.validators import validate_email
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from ..conf import invoicepay_settings
@@ -87,7 +89,7 @@ class InvoiceSerializer(serializers.Serializer):
                     "hash": tx.tx_hash or None,
                     "confirmations": tx.confirmations,
                     "amount": money(tx.money),
-                    "message": "Your payment has been detected and is waiting to be confirmed.",
+                    "message": _("Your payment has been detected and is waiting to be confirmed."),
                 }
                 for tx in invoice.pending_transactions
             ],
@@ -113,7 +115,8 @@ class MessageSerializer(serializers.Serializer):
 
 class ProcessorChoiceSerializer(serializers.Serializer):
     processor = serializers.RegexField(
-        r"^[A-Za-z0-9_.-]{1,100}$", error_messages={"invalid": "Choose one of the listed payment methods."}
+        r"^[A-Za-z0-9_.-]{1,100}$",
+        error_messages={"invalid": gettext_lazy("Choose one of the listed payment methods.")},
     )
 
 
@@ -125,11 +128,11 @@ class PayerSerializer(serializers.Serializer):
         try:
             validate_email(value)
         except Exception:  # noqa: BLE001 - Django's ValidationError; give the API's message
-            raise serializers.ValidationError("Enter a valid email address.") from None
+            raise serializers.ValidationError(_("Enter a valid email address.")) from None
         return value
 
     def validate_payer_mobile_number(self, value: str) -> str:
-        message = "Enter the mobile number registered on your wallet, in international format, e.g. +27821234567."
+        message = _("Enter the mobile number registered on your wallet, in international format, e.g. +27821234567.")
         try:
             number = phonenumbers.parse(value, invoicepay_settings.PHONE_REGION)
         except phonenumbers.NumberParseException:
@@ -145,5 +148,5 @@ class OtpSerializer(serializers.Serializer):
     def validate_otp(self, value: str) -> str:
         code = value.replace(" ", "")
         if not OTP_PATTERN.fullmatch(code):
-            raise serializers.ValidationError("Enter the code from the SMS: 4 to 8 digits.")
+            raise serializers.ValidationError(_("Enter the code from the SMS: 4 to 8 digits."))
         return code

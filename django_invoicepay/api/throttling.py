@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from ..clientip import client_ident
 from ..conf import DEFAULTS, invoicepay_settings, is_rate
@@ -43,11 +45,11 @@ class InvoicePayThrottle(SimpleRateThrottle):
             rate = DEFAULTS["THROTTLE_RATES"].get(self.rate_name)
         return rate
 
-    def get_ident(self, request) -> str:
+    def get_ident(self, request: Request) -> str:
         """The client's address, never a value the client can choose (see `clientip`)."""
         return client_ident(request)
 
-    def get_cache_key(self, request, view) -> str:
+    def get_cache_key(self, request: Request, view: APIView) -> str:
         if self.per_invoice:  # hashed: a URL token may hold anything, and cache keys must stay plain
             ident = hashlib.sha256(str(view.kwargs.get("token", "")).encode()).hexdigest()[:32]
         elif getattr(request, "user", None) and request.user.is_authenticated:

@@ -3,15 +3,20 @@ through `errors.error_response` so nothing becomes a 500."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from .. import payments, renewals
 from ..errors import InvoicePayError
 from ..invoices import sync
+from ..models import Invoice
 from .errors import error_response
 from .permissions import invoice_for
 from .serializers import (
@@ -24,6 +29,10 @@ from .serializers import (
 )
 from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle, ReadThrottle
 
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema as _AutoSchema
+
+AutoSchema: type[_AutoSchema] | None
 try:  # drf-spectacular is an optional extra: describe the views when it is there
     from drf_spectacular.openapi import AutoSchema
 except ImportError:  # pragma: no cover - exercised when the extra is absent
@@ -38,18 +47,19 @@ class InvoiceView(APIView):
     if AutoSchema is not None:
         schema = AutoSchema()
 
-    def invoice(self):
+    def invoice(self) -> Invoice:
         return invoice_for(self.request, self.kwargs["token"])
 
-    def handle_exception(self, exc):
+    def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, InvoicePayError):
             return error_response(exc, field=self.provider_field)
         return super().handle_exception(exc)
 
-    def answer(self, invoice, *, code: int = status.HTTP_200_OK, **extra) -> Response:
+    def answer(self, invoice: Invoice, *, code: int = status.HTTP_200_OK, **extra: Any) -> Response:
         return Response({**InvoiceSerializer(invoice).data, **extra}, status=code)
 
-    def valid(self, serializer_class):
+    def valid(self, serializer_class: type[BaseSerializer]) -> Any:
+        """The request's data, validated by `serializer_class` (a 400 when it is not valid)."""
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
@@ -60,7 +70,7 @@ class InvoiceDetail(InvoiceView):
 
     serializer_class = InvoiceSerializer
 
-    def get(self, request, token: str) -> Response:
+    def get(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         if request.query_params.get("refresh") in {"1", "true"}:  # show what we know if that fails
             invoice = payments.mirror(invoice, lambda: sync(invoice, source="api"))
@@ -69,7 +79,7 @@ class InvoiceDetail(InvoiceView):
 
 class ProcessorList(InvoiceView):
     serializer_class = ProcessorSerializer
-    def get(self, request, token: str) -> Response:
+    def get(self, request: Request, token: str) -> Response:
         return Response({"results": payments.payment_processors(self.invoice())})
 
 
@@ -78,7 +88,7 @@ class ProcessorChoice(InvoiceView):
     provider_field = "processor"
     serializer_class = ProcessorChoiceSerializer
 
-    def post(self, request, token: str) -> Response:
+    def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         data = self.valid(ProcessorChoiceSerializer)
         return self.answer(payments.choose_processor(invoice, data["processor"]))
@@ -88,7 +98,7 @@ class Payer(InvoiceView):
     throttle_classes = [PayerThrottle]
     serializer_class = PayerSerializer
 
-    def post(self, request, token: str) -> Response:
+    def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         data = self.valid(PayerSerializer)
         invoice = payments.set_payer(invoice, email=data["payer_email"], mobile_number=data["payer_mobile_number"])
@@ -100,7 +110,7 @@ class Otp(InvoiceView):
     provider_field = "otp"
     serializer_class = OtpSerializer
 
-    def post(self, request, token: str) -> Response:
+    def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         data = self.valid(OtpSerializer)  # the code's format is checked before any provider call
         return self.answer(payments.submit_otp(invoice, data["otp"]), detail=_("Payment accepted."))
@@ -110,7 +120,7 @@ class OtpResend(InvoiceView):
     throttle_classes = [PayerThrottle]
     serializer_class = MessageSerializer
 
-    def post(self, request, token: str) -> Response:
+    def post(self, request: Request, token: str) -> Response:
         payments.resend_otp(self.invoice())
         return Response({"detail": _("A new code is on its way.")})
 
@@ -121,7 +131,7 @@ class Renew(InvoiceView):
     throttle_classes = [PayerThrottle]
     serializer_class = InvoiceSerializer
 
-    def post(self, request, token: str) -> Response:
+    def post(self, request: Request, token: str) -> Response:
         old = self.invoice()
         already = getattr(old, "renewed_by", None)
         new = renewals.renew(old)

@@ -120,7 +120,7 @@ class Hold(models.Model):
 
 
 HOLD_FINAL_STATUSES = frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED})
-HOLD_FORWARD = {
+HOLD_FORWARD: dict[str, frozenset[str]] = {
     Hold.Status.PENDING: frozenset({Hold.Status.PLACED, Hold.Status.RELEASED, Hold.Status.EXPIRED, Hold.Status.FAILED}),
     Hold.Status.PLACED: frozenset({Hold.Status.RELEASED, Hold.Status.EXPIRED}),  # money held: never just "failed"
 }

@@ -23,6 +23,8 @@ from .transitions import Transition
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .refunds import Refund
+
 FINAL_STATUSES = frozenset({"paid", "complete", "overpaid", "late", "cancelled", "expired", "failed"})
 
 
@@ -37,7 +39,7 @@ def new_public_token() -> str:
     return token
 
 
-class InvoiceQuerySet(models.QuerySet):
+class InvoiceQuerySet(models.QuerySet["Invoice"]):
     def for_order(self, order: models.Model) -> InvoiceQuerySet:
         content_type = ContentType.objects.get_for_model(order)
         return self.filter(content_type=content_type, object_id=str(order.pk))
@@ -47,7 +49,11 @@ class InvoiceQuerySet(models.QuerySet):
         return self.exclude(status__in=FINAL_STATUSES)
 
 
-class InvoiceManager(models.Manager.from_queryset(InvoiceQuerySet)):
+# A module-level name for the generated base, so that django-stubs can type the manager's queryset methods.
+_InvoiceManagerBase = models.Manager.from_queryset(InvoiceQuerySet)
+
+
+class InvoiceManager(_InvoiceManagerBase):
     def create_for(
         self,
         order: models.Model,
@@ -238,7 +244,7 @@ class Invoice(OtpGuarded):
 
         return renewals.renew(self)
 
-    def refund_overpayment(self):
+    def refund_overpayment(self) -> Refund:
         """Refund exactly `overpaid_by` to the payer (idempotent). See `refunds.refund_overpayment`."""
         from .. import refunds
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from ..errors import ProviderBadResponse, error_for_status
 from ..http import HttpTransport
 from ..masking import Redacted
@@ -25,11 +27,15 @@ PROVIDER = "onepipe"
 STATUSES = {"Successful", "Failed", "WaitingForOTP", "PendingValidation", "OptionsDelivered"}
 #: Provider response codes seen in the wild -> a message a person can act on.
 CODE_MESSAGES = {
-    "51": "Insufficient funds for this amount.",
-    "94": "A transaction with this reference was made in the last 5 minutes.",
-    "09": "The transaction is still in progress: check again shortly.",
-    "97": "The provider timed out: try again.",
+    "51": _("Insufficient funds for this amount."),
+    "94": _("A transaction with this reference was made in the last 5 minutes."),
+    "09": _("The transaction is still in progress: check again shortly."),
+    "97": _("The provider timed out: try again."),
 }
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def parse_expiry(value: Any) -> datetime | None:
@@ -75,15 +81,17 @@ class OnePipeResult:
     @property
     def reason(self) -> str:
         """What went wrong, for a person."""
-        return CODE_MESSAGES.get(self.code) or self.error_message or self.message or "The transaction failed."
+        known = CODE_MESSAGES.get(self.code)
+        return str(known) if known else self.error_message or self.message or str(_("The transaction failed."))
 
     @classmethod
     def parse(cls, body: Any) -> OnePipeResult:
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise ProviderBadResponse(provider=PROVIDER)
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
-        errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+        data = _dict(body.get("data"))
+        error = _dict(data.get("error"))
+        errors = data.get("errors")
+        errors = errors if isinstance(errors, list) else []
         first = next((e for e in errors if isinstance(e, dict)), {})
         code = str(error.get("code") or first.get("code") or data.get("provider_response_code") or "")
         error_message = str(error.get("message") or first.get("message") or "")
@@ -91,8 +99,7 @@ class OnePipeResult:
             status=body["status"],
             message=str(body.get("message") or ""),
             code=code if code not in {"00", "T0"} else "",
-            provider_response=data.get("provider_response") if isinstance(data.get("provider_response"), dict)
-            else {},
+            provider_response=_dict(data.get("provider_response")),
             error_message=error_message,
             raw=body,
         )

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from django.utils.translation import gettext_lazy
 
 from ..errors import ProviderBadResponse, error_for_status
 from ..http import HttpTransport
@@ -27,10 +28,10 @@ logger = logging.getLogger("django_invoicepay.http")
 PAGE_SIZE = 50
 MAX_PAGES = 200
 
-DEFAULT_MESSAGES = {
-    401: "Authentication credentials were not provided or are invalid.",
-    403: "Permission denied.",
-    404: "Not found.",
+DEFAULT_MESSAGES = {  # when the provider gave no message of its own
+    401: gettext_lazy("Authentication credentials were not provided or are invalid."),
+    403: gettext_lazy("Permission denied."),
+    404: gettext_lazy("Not found."),
 }
 
 
@@ -76,7 +77,7 @@ def read_envelope(response: requests.Response) -> Any:
             }
     cls = error_for_status(status)
     raise cls(
-        message or DEFAULT_MESSAGES.get(status, ""),
+        message or str(DEFAULT_MESSAGES.get(status, "")),
         provider=PROVIDER,
         status=status,
         field_errors=field_errors,

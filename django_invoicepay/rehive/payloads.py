@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from ..errors import ProviderBadResponse
 
@@ -28,6 +28,10 @@ def bad(message: str) -> ProviderBadResponse:
     return ProviderBadResponse(provider=PROVIDER)
 
 
+@overload
+def as_int(value: Any, name: str, *, default: int = 0) -> int: ...
+@overload
+def as_int(value: Any, name: str, *, default: None) -> int | None: ...
 def as_int(value: Any, name: str, *, default: int | None = 0) -> int | None:
     """Amounts are integers in minor units; a float with a fraction is refused, never rounded."""
     if value is None or value == "":

@@ -3,7 +3,7 @@
 Turn it on with `INVOICEPAY = {"SANDBOX": True}`: the provider clients then talk to it
 in-process (no network, no credentials). `manage.py invoicepay_sandbox` serves the same
 simulator over HTTP. Payer actions (`pay`, `overpay`, `underpay`, `crypto_deposit`,
-`confirm`, `expire`, `choose_processor`) play the customer's side.
+`confirm`, `expire`, `choose_processor`, and OnePipe's `expire_hold`) play the customer's side.
 
 Its data is kept in a store that every process of the shop shares (a SQLite file; see
 `state.configured_location`), or in memory for one process (tests: `isolated()`).
@@ -19,6 +19,7 @@ from .onepipe import (
     PENDING_VALIDATION_ANSWER,
     SANDBOX_ONEPIPE_OTP,
     OnePipeSandbox,
+    expire_hold,
 )
 from .payer import (
     SandboxActionError,
@@ -35,7 +36,8 @@ from .rehive import SANDBOX_OTP, RehiveSandbox
 from .state import MEMORY, SandboxState, configured_location, get_state, isolated
 
 if TYPE_CHECKING:
-    from ..providers import RehiveConfig
+    from ..providers import OnePipeConfig, RehiveConfig
+    from .state import Fault
     from .transport import SandboxAdapter
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "confirm",
     "crypto_deposit",
     "expire",
+    "expire_hold",
     "get_state",
     "isolated",
     "overpay",
@@ -74,13 +77,13 @@ def reset() -> None:
 
 
 def add_fault(kind: str, *, path: str = ".*", method: str | None = None, times: int | None = 1,
-              rate: float = 1.0, delay: float = 1.0):
+              rate: float = 1.0, delay: float = 1.0) -> Fault:
     """Make the next `times` matching calls (None: all) fail as `kind`, each with probability `rate`
     (see `state.FAULT_KINDS`)."""
     return get_state().add_fault(kind, path=path, method=method, times=times, rate=rate, delay=delay)
 
 
-def onepipe_adapter(config) -> SandboxAdapter:
+def onepipe_adapter(config: OnePipeConfig) -> SandboxAdapter:
     from .onepipe import OnePipeSandbox
     from .transport import SandboxAdapter
 

@@ -54,6 +54,23 @@ def failed(code: str, message: str) -> SandboxResponse:
     return answer("Failed", message, code=code, error={"code": code, "message": message})
 
 
+def expire_hold(transaction_ref: str, *, state: SandboxState | None = None) -> dict:
+    """The provider lets a placed hold lapse: its expiry moves into the past and the money is the
+    customer's again (a payer-side action, like the Rehive ones in `payer`)."""
+    from .payer import SandboxActionError
+
+    state = state or get_state()
+    with state.transaction() as data:
+        record = data["onepipe"]["transactions"].get(transaction_ref)
+        if record is None or record.get("type") != "provider_token" or record.get("status") != "Successful":
+            raise SandboxActionError(f"The sandbox has no placed hold {transaction_ref}.")
+        record["hold_expiry"] = _expiry(datetime.now(UTC) - timedelta(minutes=1))
+        balances = data["onepipe"]["balances"]
+        balances[record["account"]] = balances.get(record["account"], START_BALANCE) + record["amount"]
+        record["lapsed"] = True  # OnePipe's own status stays "Successful"; the past expiry tells
+        return dict(record)
+
+
 class OnePipeSandbox:
     def __init__(self, state: SandboxState | None = None, *, api_key: str, client_secret: str,
                  encoding: str) -> None:
@@ -133,8 +150,9 @@ class OnePipeSandbox:
         except ValueError:
             return failed("Z1", "Invalid auth details: secure could not be decrypted")
         kind = auth.get("type")
-        record = {"at": time.time(), "amount": amount, "type": kind, "status": "Pending", "customer": tx.get(
-            "customer") or {}, "otp_override": bool((tx.get("details") or {}).get("otp_override"))}
+        record: dict[str, Any] = {
+            "at": time.time(), "amount": amount, "type": kind, "status": "Pending",
+            "customer": tx.get("customer") or {}, "otp_override": bool((tx.get("details") or {}).get("otp_override"))}
         if kind == "provider_token":
             return self._hold(ref, record, plaintext)
         if kind not in PARTS or len(plaintext.split(";")) != PARTS[kind] or not all(plaintext.split(";")):
@@ -212,7 +230,7 @@ class OnePipeSandbox:
         record = self.data["transactions"].get(ref)
         if record is None or record["type"] != "provider_token":
             return failed("25", "Unknown hold")
-        if record["status"] == "Successful":
+        if record["status"] == "Successful" and not record.get("lapsed"):
             self.data["balances"][record["account"]] += record["amount"]
             record["status"] = "Reversed"
         return answer("Successful", "Hold released", provider_response={"reference": record.get("reference")})

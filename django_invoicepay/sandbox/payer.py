@@ -70,7 +70,9 @@ def _quote_for_payment(state: SandboxState, invoice_id: str, default: str) -> tu
     _open(invoice)
     if primary_quote(invoice) is None:
         choose_processor(invoice_id, default, state=state)
-    return invoice, primary_quote(invoice)
+    quote = primary_quote(invoice)
+    assert quote is not None  # choose_processor gave the invoice its quote
+    return invoice, quote
 
 
 def _transaction(invoice: dict, quote: dict, amount: int, *, status: str, now: int, block: dict) -> dict:
@@ -159,6 +161,7 @@ def crypto_deposit(
         if quote is None or quote["payment_processor"]["type"] != "crypto":
             choose_processor(invoice_id, "native_bitcoin", state=state)
             quote = primary_quote(invoice)
+            assert quote is not None  # choose_processor gave the invoice its quote
         _open(invoice)
         amount = max(quote["amount"] - quote["total_paid"] - quote["total_pending"], 1) if amount is None else amount
         now = state.now_ms()

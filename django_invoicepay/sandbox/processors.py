@@ -59,7 +59,7 @@ def _digest(*parts: str) -> str:
 def _bitcoin_address(seed: str) -> str:
     alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
     number = int(_digest("btc", seed), 16)
-    chars = []
+    chars: list[str] = []
     while len(chars) < 33:
         number, rest = divmod(number, len(alphabet))
         chars.append(alphabet[rest])

@@ -181,7 +181,10 @@ class RehiveSandbox:
             return items
         page, size = number("page", 1), min(number("page_size", 15), 250)
         start = (page - 1) * size
-        link = lambda p: f"{base_url}{path}?{urlencode({'page': p, 'page_size': size})}"  # noqa: E731
+
+        def link(p: int) -> str:
+            return f"{base_url}{path}?{urlencode({'page': p, 'page_size': size})}"
+
         return {
             "count": len(items),
             "next": link(page + 1) if start + size < len(items) else None,

@@ -76,7 +76,7 @@ class SandboxApp:
                 kind = fault.kind if fault else ""
                 if kind.isdigit():
                     return error_page(int(kind))
-                if kind in {"slow", "timeout", "timeout_after"}:
+                if fault is not None and kind in {"slow", "timeout", "timeout_after"}:
                     time.sleep(fault.delay)  # longer than the client's timeout: it gives up
                 if service == "onepipe":
                     if self.onepipe is None:

@@ -179,7 +179,8 @@ def configured_location() -> str:
     if base is None:
         database = settings.DATABASES.get("default", {})
         name = str(database.get("NAME") or "")
-        if database.get("ENGINE", "").endswith("sqlite3") and name and name != MEMORY and "mode=memory" not in name:
+        engine = str(database.get("ENGINE") or "")
+        if engine.endswith("sqlite3") and name and name != MEMORY and "mode=memory" not in name:
             base = os.path.dirname(os.path.abspath(name.removeprefix("file:").split("?")[0]))
     return os.path.join(os.fspath(base or os.getcwd()), DEFAULT_FILENAME)
 

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any
+from typing import Any, NoReturn
 
 MEMORY = ":memory:"
 #: Keyed collections of simulated objects (a key maps to one JSON value).
@@ -77,30 +77,30 @@ _MISSING = object()
 class ReadOnlyDict(dict):
     """A copy of a stored object read outside a transaction: changing it would change nothing."""
 
-    def _refuse(self, *args: Any, **kwargs: Any):
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError(
             "This is a copy of the sandbox's data read outside a transaction; change simulated objects "
             "inside `with state.transaction() as data:` (a file-backed sandbox is shared by every process)."
         )
 
-    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
 
     def __deepcopy__(self, memo: dict) -> dict:  # a deep copy is an ordinary, changeable dict
         return {key: copy.deepcopy(value, memo) for key, value in self.items()}
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[dict], tuple[dict]]:
         return dict, (dict(self),)
 
 
 class ReadOnlyList(list):
     _refuse = ReadOnlyDict._refuse
-    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
-    __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __iadd__ = __imul__ = _refuse
 
     def __deepcopy__(self, memo: dict) -> list:
         return [copy.deepcopy(value, memo) for value in self]
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[list], tuple[list]]:
         return list, (list(self),)
 
 

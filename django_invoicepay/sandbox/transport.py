@@ -9,8 +9,10 @@ on the wire.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 from io import BytesIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -52,7 +54,9 @@ def mangle(kind: str, answer: SandboxResponse) -> SandboxResponse:
 
 def raise_transport_fault(kind: str, request: requests.PreparedRequest) -> None:
     if kind == "connect":
-        reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+        # No connection exists to name (urllib3's own __reduce__ passes None too; its annotation says otherwise).
+        reason = NewConnectionError(None,  # type: ignore[arg-type]
+                                    "Failed to establish a new connection: [Errno 111] Connection refused")
         raise requests.exceptions.ConnectionError(reason, request=request)
     if kind in {"timeout", "timeout_after"}:
         raise requests.exceptions.ReadTimeout("Read timed out. (sandbox fault)", request=request)
@@ -62,7 +66,10 @@ def raise_transport_fault(kind: str, request: requests.PreparedRequest) -> None:
         )
 
 
-def _read_timeout(timeout) -> float | None:
+RequestsTimeout = float | tuple[float | None, float | None] | None  # what requests passes an adapter
+
+
+def _read_timeout(timeout: RequestsTimeout) -> float | None:
     if isinstance(timeout, tuple):
         timeout = timeout[-1]
     return float(timeout) if timeout else None
@@ -71,7 +78,7 @@ def _read_timeout(timeout) -> float | None:
 class SandboxAdapter(BaseAdapter):
     """A transport adapter that hands requests to the Rehive simulator."""
 
-    def __init__(self, simulator, bases: dict[str, str]) -> None:
+    def __init__(self, simulator: Any, bases: dict[str, str]) -> None:
         super().__init__()
         self.simulator = simulator  # RehiveSandbox or OnePipeSandbox: handle(service, method, path, ...)
         self.bases = bases  # base url -> service name
@@ -80,7 +87,15 @@ class SandboxAdapter(BaseAdapter):
     def state(self) -> SandboxState:
         return self.simulator.state
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # noqa: D102
+    def send(  # noqa: D102
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: RequestsTimeout = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         url = request.url or ""
         matches = [(base, service) for base, service in self.bases.items() if url.startswith(base)]
         if not matches:
@@ -95,16 +110,17 @@ class SandboxAdapter(BaseAdapter):
             {"service": service, "method": request.method, "path": path, "query": parts.query,
              "headers": headers, "body": body}
         )
-        fault = self.state.take_fault(request.method, path)
+        fault = self.state.take_fault(request.method or "", path)  # a prepared request always has a method
         kind = fault.kind if fault else ""
+        delay = fault.delay if fault else 0.0
         if kind in {"connect", "timeout"}:
             raise_transport_fault(kind, request)
         if kind.isdigit():
             return build_response(request, error_page(int(kind)))
         if kind == "slow":
             limit = _read_timeout(timeout)
-            time.sleep(min(fault.delay, limit) if limit else fault.delay)
-            if limit and fault.delay >= limit:
+            time.sleep(min(delay, limit) if limit else delay)
+            if limit and delay >= limit:
                 raise_transport_fault("timeout", request)
         if service == "onepipe":
             answer = self.simulator.handle(request.method, path, headers=headers, body=body)

@@ -9,7 +9,10 @@ See docs/template-tags.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
+from django.template import Context
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -19,6 +22,8 @@ from ..conf import invoicepay_settings
 from ..deposit import deposit_for
 from ..models import Invoice
 from ..qr import qr_svg
+from ..statuses import LABELS as STATUS_LABELS
+from ..statuses import label as status_label
 
 register = template.Library()
 
@@ -41,13 +46,13 @@ def _api_url(invoice: Invoice) -> str | None:
         return None
 
 
-def _csrf_token(context) -> str | None:
+def _csrf_token(context: Context | None) -> str | None:
     value = context.get("csrf_token") if context is not None else None
     value = str(value) if value else ""
     return value if value and value != NOT_PROVIDED else None
 
 
-def _interval(value) -> int | None:
+def _interval(value: Any) -> int | None:  # whatever the template passed
     if value in (None, ""):
         return None
     try:
@@ -66,7 +71,7 @@ def page_url(pay_url: str | None, token: str) -> str | None:
 
 
 def live_attrs(
-    context, invoice: Invoice, *, pay_url: str | None = None, interval=None, refresh: bool = True
+    context: Context | None, invoice: Invoice, *, pay_url: str | None = None, interval: Any = None, refresh: bool = True
 ) -> SafeString:
     """The data attributes the widget script reads, with a leading space (empty for a non-invoice)."""
     if not isinstance(invoice, Invoice):
@@ -92,15 +97,23 @@ def live_attrs(
     return format_html_join("", ' {}="{}"', attrs)
 
 
-def _renewal(invoice: Invoice, pay_url: str | None) -> dict:
+def _renewal(invoice: Invoice, pay_url: str | None) -> dict[str, Any]:
     """The invoice that replaced this expired one, and its page (only an expired invoice is looked up)."""
     renewed = getattr(invoice, "renewed_by", None) if invoice.status == "expired" else None
     token = renewed.public_token if renewed is not None else ""
     return {"renewed": token, "renewed_url": page_url(pay_url, token) if token else None}
 
 
+@register.filter
+def invoicepay_status(status: object) -> str:
+    """`{{ invoice.status|invoicepay_status }}`: the status in words, in the active language ("paid",
+    "payée"); a status the app does not know, as it is."""
+    return status_label(status)
+
+
 @register.simple_tag(takes_context=True)
-def invoicepay_attrs(context, invoice: Invoice, pay_url: str | None = None, interval=None, refresh: bool = True):
+def invoicepay_attrs(context: Context, invoice: Invoice, pay_url: str | None = None, interval: Any = None,
+                     refresh: bool = True) -> SafeString:
     """`<div {% invoicepay_attrs invoice %}>`: makes a shop's element a live scope of `invoice` (its
     `data-invoicepay-field` elements, controls and `data-invoicepay-when` parts are kept up to date)."""
     return live_attrs(context, invoice, pay_url=pay_url, interval=interval, refresh=refresh)
@@ -108,15 +121,15 @@ def invoicepay_attrs(context, invoice: Invoice, pay_url: str | None = None, inte
 
 @register.inclusion_tag("invoicepay/qr.html", takes_context=True)
 def invoicepay_qr(
-    context,
+    context: Context,
     invoice: Invoice,
     size: int = 4,
     show_link: bool = False,
     name: str | None = None,
     pay_url: str | None = None,
-    interval=None,
+    interval: Any = None,
     refresh: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """The Scan to Pay QR code of `invoice` (inline SVG), or a short explanation when there is none.
 
     `size` is the pixel size of one module; `show_link` also shows the URI as a link, for
@@ -131,10 +144,11 @@ def invoicepay_qr(
         **(_renewal(invoice, pay_url) if is_invoice else {}),
     }
     uri = invoice.scan_to_pay_uri(name=name) if is_invoice else None
-    if uri is None:
+    quote = invoice.native_quote if uri is not None else None  # there is a URI only with a native quote
+    if uri is None or quote is None:
         return {**common, "available": False}
     payee = name if name is not None else invoicepay_settings.REHIVE["QR_NAME"]
-    amount = str(invoice.native_quote.money)
+    amount = str(quote.money)
     if payee:
         label = _("Scan to pay %(amount)s to %(payee)s") % {"amount": amount, "payee": payee}
     else:
@@ -147,7 +161,7 @@ def invoicepay_qr(
         **common,
         "available": True,
         "uri": uri,
-        "qr_id": invoice.native_quote.reference,
+        "qr_id": quote.reference,
         "svg": mark_safe(qr_svg(uri, scale=scale, label=label)),  # noqa: S308 - segno output, label escaped
         "label": label,
         "amount": amount,
@@ -158,8 +172,8 @@ def invoicepay_qr(
 
 @register.inclusion_tag("invoicepay/deposit.html", takes_context=True)
 def invoicepay_deposit(
-    context, invoice: Invoice, pay_url: str | None = None, interval=None, refresh: bool = True
-) -> dict:
+    context: Context, invoice: Invoice, pay_url: str | None = None, interval: Any = None, refresh: bool = True
+) -> dict[str, Any]:
     """How to pay by deposit (bank transfer, crypto...): the reference, every deposit detail, what is
     still owed, and deposits seen but not yet confirmed. Renders an explanation when there is none.
 
@@ -180,11 +194,12 @@ def invoicepay_deposit(
 
 
 @register.inclusion_tag("invoicepay/scripts.html")
-def invoicepay_scripts() -> dict:
+def invoicepay_scripts() -> dict[str, Any]:
     """`<script src=".../invoicepay/invoicepay.js" defer>` and the translated `<template>` snippets the
     script renders updates with. Once per page, e.g. before `</body>`. No inline script: fits a
     Content-Security-Policy of `script-src 'self'`."""
     return {
         "auto_refund": invoicepay_settings.AUTO_REFUND_OVERPAYMENT,
         "confirmation_counts": CONFIRMATION_COUNTS,
+        "status_labels": [(status, str(word)) for status, word in STATUS_LABELS.items()],
     }

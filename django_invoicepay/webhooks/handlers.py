@@ -12,6 +12,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
+from typing import Any
 
 from django.http import HttpRequest, QueryDict
 
@@ -67,8 +68,12 @@ def rehive_authentic(request: HttpRequest) -> bool:
     return hmac.compare_digest(given.encode(), secret.encode())
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def rehive_identify(payload: dict) -> tuple[object, object, object]:
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data = _dict(payload.get("data"))
     event = str(payload.get("event") or "")
     return event, payload.get("id"), data.get(REHIVE_EVENTS.get(event, "id"))
 
@@ -124,7 +129,7 @@ def onepipe_relevant(transaction_ref: str) -> bool:
 
 def onepipe_identify(payload: dict) -> tuple[object, object, object]:
     """A transaction notification: request_type, request_ref, details.transaction_ref (docs/hold-funds.md)."""
-    details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+    details = _dict(payload.get("details"))
     return payload.get("request_type"), payload.get("request_ref"), details.get("transaction_ref")
 
 

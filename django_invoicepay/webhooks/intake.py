@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.db import DatabaseError, IntegrityError, transaction
@@ -103,7 +104,8 @@ def record(handler: Handler, *, body: bytes, headers: dict[str, str], source_ip:
         logger.warning("%s webhook %s: %s", handler.title, delivery.pk, refused.message)
         return delivery, True
     event, event_id, object_id = (storable(str(value or ""))[:128] for value in handler.identify(payload))
-    fields = {"event": event, "event_id": event_id or None, "object_id": object_id, "body": storable(text), **common}
+    fields: dict[str, Any] = {"event": event, "event_id": event_id or None, "object_id": object_id,
+                              "body": storable(text), **common}
     if handler.relevant is not None and not handler.relevant(object_id):
         summary = {"event": event, "event_id": event_id, "object_id": object_id}
         fields.update(status=Status.IGNORED, body=json.dumps(summary), headers={}, processed_at=timezone.now(),
@@ -214,7 +216,7 @@ def process_all(deliveries: QuerySet | list[WebhookDelivery], *, statuses: froze
 # -- answering -------------------------------------------------------------------------------------
 
 
-def answer(handler: Handler, status: int, key: str, *, retry_after: int | None = None, **extra) -> JsonResponse:
+def answer(handler: Handler, status: int, key: str, *, retry_after: int | None = None, **extra: Any) -> JsonResponse:
     """The provider's own answer shape: {"status": <its word for success or failure>, "message": ...}."""
     word = handler.words[0] if status < 400 else handler.words[1]
     message = handler.messages.get(key) or MESSAGES.get(key) or key
@@ -262,7 +264,8 @@ class Intake:
         handler, request = self.handler, self.request
         if handler.throttled:
             throttle = WebhookThrottle()
-            if not throttle.allow_request(request, None):
+            # A DRF throttle on a plain Django view: WebhookThrottle reads neither a DRF Request nor a view.
+            if not throttle.allow_request(request, None):  # type: ignore[arg-type]
                 logger.warning("Throttled %s webhooks from %s", handler.title, client_address(request))
                 return answer(handler, 429, "throttled", retry_after=int(throttle.wait() or 1))
         if not handler.authentic(request):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import leases
@@ -18,7 +19,7 @@ from ..models import WebhookDelivery
 BATCH = 1000
 
 
-def expired(days: int | None = None):
+def expired(days: int | None = None) -> QuerySet[WebhookDelivery]:
     """The deliveries older than `days` (default WEBHOOK_RETENTION_DAYS) that no attempt holds."""
     days = invoicepay_settings.WEBHOOK_RETENTION_DAYS if days is None else days
     if days is None:

@@ -8,8 +8,10 @@ database is unavailable: the provider retries with the same event id). Never 500
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -17,7 +19,7 @@ from .handlers import HANDLERS
 from .intake import Intake
 
 
-def receiver(provider: str):
+def receiver(provider: str) -> Callable[[HttpRequest], HttpResponse]:
     """The view for one provider's webhooks (never inside ATOMIC_REQUESTS: the delivery is stored first)."""
 
     @csrf_exempt

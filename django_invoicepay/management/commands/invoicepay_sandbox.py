@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_invoicepay.conf import (
     SANDBOX_API_KEY,
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         "as the shop's in-process sandbox (or empty that store with --reset)."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8765)
         where = parser.add_mutually_exclusive_group()
@@ -49,8 +50,8 @@ class Command(BaseCommand):
                             help="POST OnePipe transaction notifications here (your invoicepay/webhooks/onepipe/); "
                                  "kept in the store, '' turns them off.")
 
-    def handle(self, *args, host: str, port: int, state_file: str | None, memory: bool, reset: bool,
-               onepipe_notify_url: str | None, **options) -> None:
+    def handle(self, *args: Any, host: str, port: int, state_file: str | None, memory: bool, reset: bool,
+               onepipe_notify_url: str | None, **options: Any) -> None:
         location = MEMORY if memory else (state_file or configured_location())
         try:
             # --memory: a sandbox of this process only; otherwise the file (or memory) the settings name.

@@ -10,9 +10,11 @@ import contextlib
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -40,7 +42,7 @@ def parse_since(value: str) -> datetime:
 class Command(BaseCommand):
     help = "Refresh invoices that can still change (and their transactions) from the provider."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--invoice", action="append", default=[],
                             help="Only this invoice (remote id, public token, reference or pk); repeatable.")
         parser.add_argument("--status", action="append", default=[], help="Only invoices in this status; repeatable.")
@@ -53,7 +55,7 @@ class Command(BaseCommand):
         parser.add_argument("--failed", action="store_true",
                             help="With --webhooks: process every failed delivery again now, whatever its backoff.")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             with stop_on_signals():
                 if options["webhooks"] or options["failed"]:
@@ -65,7 +67,7 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"The database is unavailable ({type(exc).__name__}); run again later.") from exc
 
-    def poll(self, options) -> None:
+    def poll(self, options: dict[str, Any]) -> None:
         if options["concurrency"] < 1 or options["batch"] < 1:
             raise CommandError("--concurrency and --batch must be at least 1.")
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
@@ -82,7 +84,7 @@ class Command(BaseCommand):
         if failed:
             sys.exit(1)
 
-    def deliveries(self, options) -> None:
+    def deliveries(self, options: dict[str, Any]) -> None:
         if options["failed"]:
             counts = intake.process_all(
                 WebhookDelivery.objects.filter(status__in=UNFINISHED).order_by("received_at", "pk"))
@@ -111,7 +113,7 @@ class Command(BaseCommand):
             self._bar_drawn = False
 
     @contextlib.contextmanager
-    def _logs_on_their_own_lines(self):
+    def _logs_on_their_own_lines(self) -> Iterator[None]:
         """While the progress bar is on screen, a log record first ends the bar's line, so a log line never
         lands in the middle of the bar (the next progress update draws the bar again below it)."""
         command = self

@@ -80,6 +80,16 @@
     return fragment ? normalise(fragment.textContent) : "";
   }
 
+  /** An invoice status in words, as the server translated it (<template data-invoicepay-template="status">). */
+  function statusLabel(status) {
+    var templates = document.querySelectorAll('template[data-invoicepay-template="status"]');
+    var template = Array.prototype.filter.call(templates, function (t) {
+      return t.getAttribute("data-status") === status;
+    })[0];
+    var text = template ? normalise(template.content.textContent) : "";
+    return text || status;
+  }
+
   /** Put `fragment` in `element` unless it says the same (no needless announcements to screen readers). */
   function replace(element, fragment) {
     var next = document.createElement("div");
@@ -111,7 +121,7 @@
   // -- rendering an invoice's JSON (GET api/invoices/<token>/) into the page --------------------------
 
   var FIELDS = {
-    status: function (d) { return d.status; },
+    status: function (d) { return statusLabel(d.status); },
     reference: function (d) { return d.reference; },
     amount: function (d) { return money(d.amount); },
     outstanding: function (d) { return money(d.outstanding); },
@@ -167,7 +177,7 @@
       return fragment;
     }
     if (data.status === "expired") return data.renewed_by ? renewedSnippet("expired-renewed", data, group) : snippet("expired");
-    if (data.status === "cancelled" || data.status === "failed") return snippet("closed", { status: data.status });
+    if (data.status === "cancelled" || data.status === "failed") return snippet("closed", { status: statusLabel(data.status) });
     if (!data.primary_quote) return snippet("choose");
     if (data.status === "underpaid") return snippet("underpaid", { owed: money(data.outstanding) });
     return document.createDocumentFragment();
@@ -212,7 +222,7 @@
     var message = own(root, "[data-invoicepay-message]")[0];
     var next;
     if (data.is_final) {
-      if (data.status !== "expired") next = snippet("qr-final", { status: data.status });
+      if (data.status !== "expired") next = snippet("qr-final", { status: statusLabel(data.status) });
       else next = data.renewed_by ? renewedSnippet("qr-final-renewed", data, group) : snippet("qr-final-expired");
     } else {
       if (qrIdOf(data.scan_to_pay_uri) !== (root.getAttribute("data-invoicepay-qr-id") || "")) return false;
@@ -492,7 +502,10 @@
     buttons.forEach(function (b) { b.disabled = true; });
     control.setAttribute("aria-busy", "true");
     errorSlots(scope, form).forEach(function (el) { el.textContent = ""; });
-    var failed = snippetText("network-error") || "Something went wrong. Please try again.";
+    // Both texts come translated from {% invoicepay_scripts %}: no unreachable shop vs. an answer that is no use.
+    var offline = snippetText("network-error") || snippetText("error");
+    var failed = snippetText("error") || offline;
+    var reached = false;
     var ok = false;
     var status = 0;
     fetch(new URL(path, group.api).href, {
@@ -502,6 +515,7 @@
       body: JSON.stringify(body || {}),
     })
       .then(function (response) {
+        reached = true;
         ok = response.ok;
         status = response.status;
         return response.json().catch(function () { return null; });
@@ -511,7 +525,7 @@
         buttons.forEach(function (b) { b.disabled = false; });
         control.removeAttribute("aria-busy");
         if (!data || typeof data !== "object") {
-          showMessage(scope, failed, true);
+          showMessage(scope, reached ? failed : offline, true);
           return;
         }
         if (!ok) {
