@@ -3,7 +3,8 @@
 #   make test   set up and run the whole suite (lint, migrations check, docs build, tests) on SQLite
 # Extra:  make test-postgres / make test-mariadb  (servers on 127.0.0.1), make test-reliability,
 #         make test-breakages (each removed safety mechanism must turn the reliability suite red),
-#         make lint, make docs
+#         make test-wheel (the built wheel, installed in a fresh virtualenv, passes the example shop's tests),
+#         make lint (ruff, then mypy), make docs
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +13,7 @@ DJANGO ?=
 PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages lint docs clean install
+.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages test-wheel lint docs clean install
 
 install: $(STAMP)
 
@@ -31,6 +32,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -51,8 +53,12 @@ test-breakages:
 	$(MAKE) install EXTRAS=test,postgres,mysql
 	$(PY) -m tests.reliability.breakages $(BREAKAGE_ARGS)
 
+# The wheel as a shop installs it (not editable, [testing] extra, newest Django, Python 3.13 or 3.12).
+test-wheel:
+	.ci/wheel
+
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) site example_project/db.sqlite3 example_project/sandbox-state.json*
+	rm -rf $(VENV) .venv-django6* site example_project/db.sqlite3 example_project/sandbox-state.json*

@@ -7,21 +7,27 @@ import threading
 import pytest
 from django.db import connection
 
-from django_invoicepay import sandbox, signals
+from django_invoicepay import sandbox
 from django_invoicepay.providers import rehive_client
 from django_invoicepay.sandbox import RehiveSandbox, SandboxState
 from django_invoicepay.sandbox.server import make_sandbox_server
 
+pytest_plugins = ["pytester"]  # tests/test_testing_kit.py runs a shop's pytest in a subprocess
+
+
+@pytest.fixture
+def invoicepay_sandbox_path(request):
+    """The kit's sandbox (django_invoicepay.testing) is in memory; with INVOICEPAY_TEST_SANDBOX=file it
+    is a new SQLite file per test, the store every process of a shop shares."""
+    if os.environ.get("INVOICEPAY_TEST_SANDBOX", "memory") == "file":
+        return request.getfixturevalue("tmp_path") / "sandbox.sqlite3"
+    return None
+
 
 @pytest.fixture(autouse=True)
-def fresh_sandbox(request):
-    """Every test has its own empty sandbox provider: in memory (fast), or in a new SQLite file per test
-    with INVOICEPAY_TEST_SANDBOX=file (the store every process of a shop shares)."""
-    path = None
-    if os.environ.get("INVOICEPAY_TEST_SANDBOX", "memory") == "file":
-        path = request.getfixturevalue("tmp_path") / "sandbox.sqlite3"
-    with sandbox.isolated(path) as state:
-        yield state
+def fresh_sandbox(invoicepay_sandbox):
+    """Every test of ours has its own empty sandbox provider."""
+    return invoicepay_sandbox
 
 
 @pytest.fixture(autouse=True)
@@ -62,21 +68,9 @@ def invoice(order):
 
 
 @pytest.fixture
-def fired():
+def fired(invoicepay_signals):
     """Every public signal sent during the test, as (signal name, kwargs without 'signal'/'sender')."""
-    log: list[tuple[str, dict]] = []
-    names = ["invoice_status_changed", "invoice_overpaid", "invoice_underpaid", "invoice_expired"]
-    receivers = []
-    for name in names:
-        def receiver(sender, _name=name, **kwargs):
-            kwargs.pop("signal", None)
-            log.append((_name, kwargs))
-
-        getattr(signals, name).connect(receiver, weak=False)
-        receivers.append((name, receiver))
-    yield log
-    for name, receiver in receivers:
-        getattr(signals, name).disconnect(receiver)
+    return invoicepay_signals
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -16,14 +17,14 @@ def follow_post(client, url, data=None):
     return response.content.decode()
 
 
-def test_an_order_is_invoiced_paid_and_completed(client, commit):
+def test_an_order_is_invoiced_paid_and_completed(client, django_capture_on_commit_callbacks):
     page = follow_post(client, "/", {"description": "Tea", "total": "7.25"})
     order = Order.objects.get()
     assert (order.description, order.total) == ("Tea", 725)
     assert "Create invoice" in page
     page = follow_post(client, f"/orders/{order.pk}/invoice/")
     assert re.search(r'id="invoice-status">initiated<', page)
-    with commit():
+    with django_capture_on_commit_callbacks(execute=True):
         follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "choose_native"})
         page = follow_post(client, f"/orders/{order.pk}/sandbox/", {"action": "pay"})
     assert re.search(r'id="invoice-status">paid<', page)
@@ -53,6 +54,7 @@ def test_mistakes_are_told_to_the_user_not_a_500(client):
 
 def test_the_pay_page_shows_the_wallet_options(client):
     from django_invoicepay import sandbox
+    from django_invoicepay.conf import invoicepay_settings
     from django_invoicepay.models import Invoice
 
     order = Order.objects.create(description="Mug", total=1000)
@@ -62,7 +64,8 @@ def test_the_pay_page_shows_the_wallet_options(client):
     sandbox.choose_processor(invoice.remote_id, "native")
     invoice.sync()
     page = client.get(f"/pay/{invoice.public_token}/").content.decode()
-    assert 'aria-label="Scan to pay 10.00 USD to Test Shop"' in page
+    name = invoicepay_settings.REHIVE["QR_NAME"]
+    assert f'aria-label="Scan to pay 10.00 USD to {name}"' in page
     assert 'id="otp-form"' in page and "Sandbox: the code is 401703." in page
     assert client.get("/pay/nope/").status_code == 404
 
