@@ -86,11 +86,54 @@ def test_consent_and_hold_factories():
     assert expired.status == "expired" and balance == sandbox.onepipe.START_BALANCE - 7000
 
 
+def test_the_kit_refuses_to_act_when_the_sandbox_is_off(invoice, invoicepay_payer, fresh_sandbox):
+    from django.test import override_settings
+
+    from django_invoicepay.testing.sandbox import SandboxRequired
+
+    live = {"SANDBOX": False, "REHIVE": {"API_KEY": "live-key", "BUSINESS_ID": "live-business"}}
+    calls = len(fresh_sandbox.requests)
+    with override_settings(INVOICEPAY=live):
+        with pytest.raises(SandboxRequired, match="InvoiceFactory only works against the sandbox"):
+            InvoiceFactory()
+        with pytest.raises(SandboxRequired, match="setUp, not setUpTestData"):
+            invoicepay_payer.pay(invoice)
+    assert len(fresh_sandbox.requests) == calls  # and nothing went anywhere else: the client was never built
+
+
+def test_webhook_callbacks_run_once_even_inside_the_tests_own_capture(invoice, invoicepay_payer,
+                                                                       django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    from django_invoicepay.signals import invoice_status_changed
+
+    emails = []
+
+    def receiver(sender, invoice, new_status, **kwargs):  # a shop that e-mails after commit
+        transaction.on_commit(lambda: emails.append(new_status))
+
+    invoice_status_changed.connect(receiver, weak=False, dispatch_uid="test-email")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            invoicepay_payer.pay(invoice)
+    finally:
+        invoice_status_changed.disconnect(dispatch_uid="test-email")
+    assert emails == ["paid"]
+
+
+def test_the_onepipe_sender_posts_from_an_address_the_shop_accepts(settings, invoicepay_payer):
+    hold = HoldFactory()
+    settings.INVOICEPAY = {**settings.INVOICEPAY, "ONEPIPE": {"WEBHOOK_ALLOWED_IPS": ["198.51.100.0/24"]}}
+    assert invoicepay_payer.let_hold_expire(hold).status == "expired"
+
+
 def test_factories_refuse_what_they_cannot_make_consistently():
     with pytest.raises(TypeError, match="only creates"):
         InvoiceFactory.build()
     with pytest.raises(ValueError, match="not 'refunded'"):
         InvoiceFactory(status="refunded")
+    with pytest.raises(ValueError, match="made a processing invoice"):
+        InvoiceFactory(status="initiated", processor="native")
     with pytest.raises(ValueError, match="placed, released or expired"):
         HoldFactory(status="failed")
 
@@ -167,12 +210,16 @@ def test_the_sandbox_fixture_switches_the_sandbox_on_whatever_the_settings_say(p
             assert invoicepay_signals.transitions() == [("initiated", "paid")]
             assert invoicepay_sandbox.requests
 
+        def test_a_tests_own_settings_change_is_undone_with_the_sandboxes(settings, invoicepay_sandbox):
+            settings.INVOICEPAY = {**settings.INVOICEPAY, "HTTP_MAX_RETRIES": 0}
+
         def test_no_sandbox_without_the_fixture():
             from django_invoicepay.conf import invoicepay_settings
             assert invoicepay_settings.SANDBOX is False
+            assert invoicepay_settings.REHIVE["WEBHOOK_SECRET"] == ""
     """))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--ds=shopsettings")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 @pytest.mark.parametrize("name", ["test_checkout.py", "test_checkout_testcase.py", "conftest.py"])

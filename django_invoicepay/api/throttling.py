@@ -27,6 +27,7 @@ class InvoicePayThrottle(SimpleRateThrottle):
     rate_name = "read"
     per_invoice = False
 
+    # DRF declares `scope` a class attribute; ours is computed from the rate name (a property overrides it).
     @property
     def scope(self) -> str:  # type: ignore[override]
         return f"invoicepay_{self.rate_name}{'_invoice' if self.per_invoice else ''}"

@@ -218,9 +218,11 @@ class Collection(MutableMapping):
     def __len__(self) -> int:
         return self._run(lambda tx: tx.count(self.kind))
 
+    # A list, not a view: the values are read in one store transaction (MutableMapping's views read lazily).
     def values(self) -> list[Any]:  # type: ignore[override]
         return self._out(self._run(lambda tx: tx.values(self.kind)))
 
+    # A list, not a view, for the same reason.
     def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
         def both(tx: _Transaction) -> list[tuple[str, Any]]:
             tx.values(self.kind)

@@ -7,20 +7,28 @@
   made through the sandbox so the mirror and the provider agree.
 - `cases.InvoicePayTestMixin`: the same helpers for Django's `TestCase`.
 
-Nothing here is imported by the app itself, and importing this package touches no model, so the
-plugin loads before Django is set up.
+Nothing here is imported by the app itself. The names below are loaded on first use, so the pytest
+plugin (which every project with the package installed loads) costs nothing until a test uses it.
 """
 
-from .payer import Payer
-from .sandbox import TEST_WEBHOOK_SECRET, isolated_sandbox
-from .signals import SignalRecorder
-from .webhooks import OnePipeNotificationSender, RehiveWebhookSender
+from __future__ import annotations
 
-__all__ = [
-    "TEST_WEBHOOK_SECRET",
-    "OnePipeNotificationSender",
-    "Payer",
-    "RehiveWebhookSender",
-    "SignalRecorder",
-    "isolated_sandbox",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TEST_WEBHOOK_SECRET": ".sandbox",
+    "isolated_sandbox": ".sandbox",
+    "sandbox_settings": ".sandbox",
+    "Payer": ".payer",
+    "SignalRecorder": ".signals",
+    "OnePipeNotificationSender": ".webhooks",
+    "RehiveWebhookSender": ".webhooks",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

@@ -34,6 +34,7 @@ from ..models import (
     InvoiceTransaction,
     Quote,
 )
+from .sandbox import require_sandbox
 
 #: The statuses InvoiceFactory can make, and what brings an invoice there.
 INVOICE_STATUSES = ("initiated", "processing", "paid", "overpaid", "underpaid", "expired", "cancelled")
@@ -65,6 +66,7 @@ class _CreateOnly(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> Any:
+        require_sandbox(cls.__name__)
         with _as_history():
             return cls._make(**kwargs)
 
@@ -121,6 +123,9 @@ class InvoiceFactory(_CreateOnly):
         _drive(invoice, status, processor, by)
         invoices.sync(invoice, source="factory", transactions=True)
         invoice.refresh_from_db()
+        if invoice.status != status:
+            raise ValueError(f"InvoiceFactory(status={status!r}, processor={processor!r}) made a {invoice.status} "
+                             "invoice (choosing a processor makes an invoice processing).")
         return invoice
 
 

@@ -8,9 +8,11 @@ Amounts are integers in minor units of the invoice's (or chosen quote's) currenc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import sandbox
+from .sandbox import require_sandbox
 from .webhooks import OnePipeNotificationSender, RehiveWebhookSender, remote_id
 
 if TYPE_CHECKING:
@@ -23,55 +25,49 @@ class Payer:
         self.webhook = webhook or RehiveWebhookSender()
         self.notification = notification or OnePipeNotificationSender(self.webhook.client)
 
-    def _told(self, invoice: Invoice | str, notify: bool) -> Invoice | None:
-        """Send the webhook when asked; return the shop's invoice, refreshed (None for a bare remote id)."""
+    def _act(self, action: Callable[..., Any], invoice: Invoice, *args: Any, notify: bool, **kwargs: Any) -> Invoice:
+        """Do `action` at the sandbox provider; then, as the provider would, tell the shop."""
+        require_sandbox("The payer")
+        action(remote_id(invoice), *args, **kwargs)
         if notify:
             response = self.webhook.send(invoice)
             if response.status_code != 200:
                 raise AssertionError(f"The shop answered the webhook with {response.status_code}: "
                                      f"{response.content.decode(errors='replace')}")
-        if isinstance(invoice, str):
-            return None
         invoice.refresh_from_db()
         return invoice
 
-    def choose_processor(self, invoice: Invoice, processor: str, *, notify: bool = True) -> Invoice | None:
+    def choose_processor(self, invoice: Invoice, processor: str, *, notify: bool = True) -> Invoice:
         """Pick how to pay ("native", "native_bitcoin", "bank_transfer", ...: `sandbox.PROCESSORS`)."""
-        sandbox.choose_processor(remote_id(invoice), processor)
-        return self._told(invoice, notify)
+        return self._act(sandbox.choose_processor, invoice, processor, notify=notify)
 
-    def pay(self, invoice: Invoice, amount: int | None = None, *, notify: bool = True) -> Invoice | None:
+    def pay(self, invoice: Invoice, amount: int | None = None, *, notify: bool = True) -> Invoice:
         """Pay `amount` (default: what is owed) on the chosen quote (default: the wallet); settles at once."""
-        sandbox.pay(remote_id(invoice), amount)
-        return self._told(invoice, notify)
+        return self._act(sandbox.pay, invoice, amount, notify=notify)
 
-    def overpay(self, invoice: Invoice, by: int = 100, *, notify: bool = True) -> Invoice | None:
-        sandbox.overpay(remote_id(invoice), by)
-        return self._told(invoice, notify)
+    def overpay(self, invoice: Invoice, by: int = 100, *, notify: bool = True) -> Invoice:
+        return self._act(sandbox.overpay, invoice, by, notify=notify)
 
-    def underpay(self, invoice: Invoice, by: int = 100, *, notify: bool = True) -> Invoice | None:
+    def underpay(self, invoice: Invoice, by: int = 100, *, notify: bool = True) -> Invoice:
         """Pay all but `by`: the invoice stays open, underpaid."""
-        sandbox.underpay(remote_id(invoice), by)
-        return self._told(invoice, notify)
+        return self._act(sandbox.underpay, invoice, by, notify=notify)
 
     def crypto_deposit(self, invoice: Invoice, amount: int | None = None, *, confirmations: int = 0,
-                       notify: bool = True) -> Invoice | None:
+                       notify: bool = True) -> Invoice:
         """Send bitcoin, seen with `confirmations`; it completes at `sandbox.CONFIRMATIONS_REQUIRED`."""
-        sandbox.crypto_deposit(remote_id(invoice), amount, confirmations=confirmations)
-        return self._told(invoice, notify)
+        return self._act(sandbox.crypto_deposit, invoice, amount, confirmations=confirmations, notify=notify)
 
-    def confirm(self, invoice: Invoice, confirmations: int = 1, *, notify: bool = True) -> Invoice | None:
+    def confirm(self, invoice: Invoice, confirmations: int = 1, *, notify: bool = True) -> Invoice:
         """Pending bitcoin deposits gain `confirmations`."""
-        sandbox.confirm(remote_id(invoice), confirmations=confirmations)
-        return self._told(invoice, notify)
+        return self._act(sandbox.confirm, invoice, confirmations=confirmations, notify=notify)
 
-    def expire(self, invoice: Invoice, *, notify: bool = True) -> Invoice | None:
+    def expire(self, invoice: Invoice, *, notify: bool = True) -> Invoice:
         """The invoice passes its expiry date unpaid."""
-        sandbox.expire(remote_id(invoice))
-        return self._told(invoice, notify)
+        return self._act(sandbox.expire, invoice, notify=notify)
 
     def let_hold_expire(self, hold: Hold, *, notify: bool = True) -> Hold:
         """The provider lets the hold lapse (the money goes back to the customer); OnePipe then notifies."""
+        require_sandbox("The payer")
         sandbox.expire_hold(hold.transaction_ref)
         if notify:
             response = self.notification.send(hold)

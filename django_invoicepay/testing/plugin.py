@@ -32,11 +32,16 @@ def invoicepay_sandbox_path() -> str | os.PathLike | None:
 
 
 @pytest.fixture
-def invoicepay_sandbox(invoicepay_sandbox_path: str | os.PathLike | None) -> Iterator[SandboxState]:
-    """The sandbox switched on and empty for this test; its state (`.requests`, `.add_fault(...)`)."""
-    from .sandbox import isolated_sandbox
+def invoicepay_sandbox(settings: Any, invoicepay_sandbox_path: str | os.PathLike | None) -> Iterator[SandboxState]:
+    """The sandbox switched on and empty for this test; its state (`.requests`, `.add_fault(...)`).
 
-    with isolated_sandbox(invoicepay_sandbox_path) as state:
+    The settings change goes through pytest-django's `settings` fixture, so it is undone in order with
+    whatever else the test changes there."""
+    from .. import sandbox
+    from .sandbox import sandbox_settings
+
+    settings.INVOICEPAY = sandbox_settings()
+    with sandbox.isolated(invoicepay_sandbox_path) as state:
         yield state
 
 

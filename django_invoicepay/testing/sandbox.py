@@ -11,11 +11,16 @@ from django.conf import settings
 from django.test import override_settings
 
 from .. import sandbox
+from ..conf import invoicepay_settings
 from ..sandbox import SandboxState
 
 #: The Rehive webhook secret a test uses when the shop's settings name none (the receiver refuses
 #: every delivery without one).
 TEST_WEBHOOK_SECRET = "invoicepay-test-webhook-secret"  # noqa: S105 - a value for tests only
+
+
+class SandboxRequired(RuntimeError):
+    """The kit was used where the sandbox is off: it would have talked to the real provider."""
 
 
 def sandbox_settings() -> dict[str, Any]:
@@ -25,6 +30,14 @@ def sandbox_settings() -> dict[str, Any]:
     rehive = dict(user.get("REHIVE") or {})
     rehive["WEBHOOK_SECRET"] = rehive.get("WEBHOOK_SECRET") or TEST_WEBHOOK_SECRET
     return {**user, "SANDBOX": True, "REHIVE": rehive}
+
+
+def require_sandbox(what: str) -> None:
+    """Refuse to act against a real provider (a test without the kit's sandbox, or setUpTestData)."""
+    if not invoicepay_settings.sandbox_on:
+        raise SandboxRequired(f"{what} only works against the sandbox, and INVOICEPAY['SANDBOX'] is off here: "
+                              "use the invoicepay_sandbox fixture or InvoicePayTestMixin (in setUp, not "
+                              "setUpTestData).")
 
 
 @contextlib.contextmanager
