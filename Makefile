@@ -13,7 +13,7 @@ DJANGO ?=
 PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages test-wheel lint docs clean install
+.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages test-wheel lint docs schema clean install
 
 install: $(STAMP)
 
@@ -59,6 +59,10 @@ test-wheel:
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
+
+# The payer API's OpenAPI schema, docs/reference/openapi.yaml (tests/test_api_schema.py fails when it is out of date).
+schema: $(STAMP)
+	cd example_project && DJANGO_SETTINGS_MODULE=demo.settings $(PY) -m django_invoicepay.api.schema ../docs/reference/openapi.yaml
 
 clean:
 	rm -rf $(VENV) .venv-django6* site example_project/db.sqlite3 example_project/sandbox-state.json*

@@ -25,7 +25,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from . import holds
-from .admin_inlines import ReadOnlyInlineMixin, order_link
+from .admin_inlines import ReadOnlyInlineMixin, ReadOnlyMixin, order_link
 from .errors import InvoicePayError
 from .models import (
     Hold,
@@ -43,8 +43,6 @@ from .webhooks import bodies, intake
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
-
-MIRROR_HIDDEN = ("raw",)
 
 
 class ReadOnlyInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -65,7 +63,6 @@ class TransactionInline(ReadOnlyInline):
 class StatusChangeInline(ReadOnlyInline):
     model: type[Transition] = InvoiceStatusChange
     fields = ("created_at", "from_status", "to_status", "source", "transition_id", "announced_at")
-    readonly_fields = fields
 
 
 class HoldStatusChangeInline(StatusChangeInline):
@@ -78,24 +75,31 @@ def _has_perm(modeladmin: admin.ModelAdmin, request: HttpRequest, action: str) -
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
 
-class MirrorAdmin(admin.ModelAdmin):
-    """Shows provider state; never adds, edits or deletes it (the services change it, under a lock).
+class MirrorAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Shows provider state, every field but the `hidden` ones; never adds, edits or deletes it.
 
     The model's `change` permission grants "refresh from the provider" (`has_sync_permission`), not
     editing: a change form saved here would write the whole row back from a stale read.
     """
 
-    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
+    hidden: tuple[str, ...] = ()
 
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
+        return tuple(f.name for f in self.model._meta.fields if f.name not in self.hidden)
 
     def has_sync_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "change")
+
+
+class OrderMirrorAdmin(MirrorAdmin):
+    """Rows that belong to one of the shop's orders: a link to it first."""
+
+    @admin.display(description=_("order"))
+    def order(self, obj: Invoice | HoldConsent) -> str:
+        return order_link(obj)
+
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
+        return ("order", *super().get_fields(request, obj))
 
 
 _M = TypeVar("_M", bound=models.Model)
@@ -139,29 +143,22 @@ def renew_invoices(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset:
 class RefundInline(ReadOnlyInline):
     model = Refund
     fields = ("created_at", "reason", "amount", "currency_code", "status", "error")
-    readonly_fields = fields
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(MirrorAdmin):
+class InvoiceAdmin(OrderMirrorAdmin):
     list_display = ("reference", "status", "request_reference", "amount_display", "primary_processor",
                     "created_at")
-    list_filter = ("status", "primary_processor")
+    # every stored status, an unknown one a provider sent included (the choices list only the known ones)
+    list_filter = (("status", admin.AllValuesFieldListFilter), "primary_processor")
     search_fields = ("remote_id", "reference", "request_reference", "payer_email")
-    exclude = ("raw", "payer_mobile_number", "content_type", "object_id")
+    hidden = ("raw", "payer_mobile_number", "content_type", "object_id")
     inlines = (QuoteInline, TransactionInline, RefundInline, StatusChangeInline)
     actions = (sync_invoices, cancel_invoices, refund_overpayments, renew_invoices)
 
     @admin.display(description=_("amount"))
     def amount_display(self, obj: Invoice) -> str:
         return str(obj.amount)
-
-    @admin.display(description=_("order"))
-    def order(self, obj: Invoice) -> str:
-        return order_link(obj)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[str]:
-        return ["order", *(f.name for f in self.model._meta.fields if f.name not in self.exclude)]
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "cancel")
@@ -205,9 +202,6 @@ class WebhookDeliveryAdmin(MirrorAdmin):
     def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
         return tuple(f.name if f.name != "body" else "masked_body" for f in self.model._meta.fields)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
-        return self.get_fields(request, obj)
-
     @admin.display(description=_("body (personal fields masked)"))
     def masked_body(self, obj: WebhookDelivery) -> StrOrPromise:
         """Never the raw body: it may carry payers' e-mails, mobile numbers or codes."""
@@ -217,38 +211,18 @@ class WebhookDeliveryAdmin(MirrorAdmin):
         return _has_perm(self, request, "reprocess")
 
 
-class ReadOnlyAdmin(MirrorAdmin):
-    """Provider state is changed by the services only; the admin shows it and offers actions."""
-
-    hidden: tuple[str, ...] = ()
-
-    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
-        return tuple(f.name for f in self.model._meta.fields if f.name not in self.hidden)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
-        return self.get_fields(request, obj)
-
-
 class HoldInline(ReadOnlyInline):
     model = Hold
     fields = ("created_at", "amount", "currency_code", "status", "hold_expires_at", "error")
-    readonly_fields = fields
 
 
 @admin.register(HoldConsent)
-class HoldConsentAdmin(ReadOnlyAdmin):
+class HoldConsentAdmin(OrderMirrorAdmin):
     list_display = ("created_at", "customer_email", "auth_type", "masked_identifier", "status", "token_expires_at")
     list_filter = ("status", "auth_type")
     search_fields = ("customer_email", "customer_ref", "transaction_ref")
     hidden = ("token_sealed", "raw", "public_token", "content_type", "object_id")
     inlines = (HoldInline,)
-
-    @admin.display(description=_("order"))
-    def order(self, obj: HoldConsent) -> str:
-        return order_link(obj)
-
-    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
-        return ("order", *super().get_fields(request, obj))
 
 
 @admin.action(description=_("Release the hold"), permissions=["release"])
@@ -262,7 +236,7 @@ def refresh_holds(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyAdmin):
+class HoldAdmin(MirrorAdmin):
     list_display = ("created_at", "consent", "amount_display", "status", "hold_expires_at")
     list_filter = ("status",)
     search_fields = ("transaction_ref", "provider_reference", "consent__customer_email")

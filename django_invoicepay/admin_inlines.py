@@ -13,7 +13,10 @@ Both are read-only: invoices and consents change through the services, never thr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Protocol
+
 from django.contrib.admin import display as admin_display
+from django.contrib.admin.utils import flatten
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.db import models
 from django.http import HttpRequest
@@ -22,6 +25,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .models import HoldConsent, Invoice
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 
 def admin_link(obj: models.Model | None, text: object = None) -> str:
@@ -45,17 +51,36 @@ def order_link(obj: Invoice | HoldConsent) -> str:
     return admin_link(order)
 
 
-class ReadOnlyInlineMixin:
-    """An inline that shows rows and never adds, edits or deletes one (the services change them)."""
+class _ShowsFields(Protocol):
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups: ...
 
-    extra = 0
-    can_delete = False
+
+class ReadOnlyMixin:
+    """An admin page or inline that shows rows and never adds, edits or deletes one: the services change
+    them, under a lock (a form saved here would write the whole row back from a stale read).
+
+    Every field shown is read-only, so it needs `fields` or a `get_fields` that does not build a form.
+    """
 
     def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def get_readonly_fields(self: _ShowsFields, request: HttpRequest, obj: models.Model | None = None
+                            ) -> tuple[str, ...]:
+        return tuple(flatten(self.get_fields(request, obj)))
+
+
+class ReadOnlyInlineMixin(ReadOnlyMixin):
+    """An inline of read-only rows: no empty forms, no delete boxes."""
+
+    extra = 0
+    can_delete = False
 
 
 class _ReadOnlyGenericInline(ReadOnlyInlineMixin, GenericTabularInline):
@@ -67,7 +92,6 @@ class InvoiceInline(_ReadOnlyGenericInline):
 
     model = Invoice
     fields = ("invoice", "status", "amount_display", "outstanding_display", "created_at")
-    readonly_fields = fields
     verbose_name_plural = _("invoices")
 
     @admin_display(description=_("invoice"))
@@ -88,7 +112,6 @@ class ConsentInline(_ReadOnlyGenericInline):
 
     model = HoldConsent
     fields = ("consent", "status", "masked_identifier", "holds_display", "created_at")
-    readonly_fields = fields
     verbose_name_plural = _("hold consents")
 
     @admin_display(description=_("consent"))

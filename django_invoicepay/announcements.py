@@ -24,6 +24,7 @@ from . import leases, signals
 from .models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange, Invoice, InvoiceStatusChange
 from .models.transitions import Transition
 from .reconnect import reset_connection
+from .statuses import InvoiceStatus
 
 logger = logging.getLogger("django_invoicepay.signals")
 
@@ -54,11 +55,11 @@ def _send_invoice(change: InvoiceStatusChange, invoice: Invoice) -> int:
     common = {"invoice": invoice, "transition_id": str(change.transition_id)}
     failed = _send(signals.invoice_status_changed, Invoice, old_status=change.from_status,
                    new_status=change.to_status, **common)
-    if change.to_status == "overpaid":
+    if change.to_status == InvoiceStatus.OVERPAID:
         failed += _send(signals.invoice_overpaid, Invoice, amount=change.amount or 0, **common)
-    elif change.to_status == "underpaid":
+    elif change.to_status == InvoiceStatus.UNDERPAID:
         failed += _send(signals.invoice_underpaid, Invoice, outstanding=change.amount or 0, **common)
-    elif change.to_status == "expired":
+    elif change.to_status == InvoiceStatus.EXPIRED:
         failed += _send(signals.invoice_expired, Invoice, **common)
     return failed
 

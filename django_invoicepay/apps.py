@@ -9,4 +9,8 @@ class InvoicePayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import automation, checks  # noqa: F401  (connects receivers, registers checks)
+        """The app's wiring, all of it here: its system checks and its own signal receivers."""
+        from . import automation, checks
+
+        checks.register_checks()
+        automation.connect()

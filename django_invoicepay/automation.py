@@ -1,4 +1,4 @@
-"""Optional automatic follow-ups, connected in AppConfig.ready():
+"""Optional automatic follow-ups, connected by `connect()` from AppConfig.ready():
 AUTO_REFUND_OVERPAYMENT refunds an overpayment, AUTO_RENEW_EXPIRED renews an expired invoice.
 
 They run after commit (the signals do). Both are idempotent. A provider outage is raised, so the
@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from django.dispatch import receiver
-
 from .conf import invoicepay_settings
 from .errors import InvoicePayError, ProviderUnavailable
 from .signals import invoice_expired, invoice_overpaid
@@ -23,7 +21,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_invoicepay.automation")
 
 
-@receiver(invoice_overpaid, dispatch_uid="invoicepay_auto_refund")
+def connect() -> None:
+    """Connect the follow-ups to their signals (once: the dispatch uids make it idempotent)."""
+    invoice_overpaid.connect(auto_refund, dispatch_uid="invoicepay_auto_refund")
+    invoice_expired.connect(auto_renew, dispatch_uid="invoicepay_auto_renew")
+
+
 def auto_refund(sender: type[Invoice], invoice: Invoice, amount: int, **kwargs: Any) -> None:
     if not invoicepay_settings.AUTO_REFUND_OVERPAYMENT:
         return
@@ -35,7 +38,6 @@ def auto_refund(sender: type[Invoice], invoice: Invoice, amount: int, **kwargs: 
         logger.error("Automatic refund of invoice %s failed: %s", invoice.remote_id, exc)
 
 
-@receiver(invoice_expired, dispatch_uid="invoicepay_auto_renew")
 def auto_renew(sender: type[Invoice], invoice: Invoice, **kwargs: Any) -> None:
     if not invoicepay_settings.AUTO_RENEW_EXPIRED:
         return

@@ -102,8 +102,8 @@ def invoicepay_check(func: CheckBody, *, always: bool = False) -> Check: ...
 @overload
 def invoicepay_check(func: None = None, *, always: bool = False) -> Callable[[CheckBody], Check]: ...
 def invoicepay_check(func: CheckBody | None = None, *, always: bool = False) -> Check | Callable[[CheckBody], Check]:
-    """Register `func` as a Django check of this app. Unless `always`, it runs only on a well-formed
-    INVOICEPAY (check_structure reports the rest)."""
+    """Add `func` to this app's checks (`CHECKS`; AppConfig.ready() registers them with Django). Unless
+    `always`, it runs only on a well-formed INVOICEPAY (check_structure reports the rest)."""
     if func is None:
         return functools.partial(invoicepay_check, always=always)
 
@@ -117,7 +117,13 @@ def invoicepay_check(func: CheckBody | None = None, *, always: bool = False) -> 
     # not functools.wraps: Django reads the signature (it must take **kwargs), and __wrapped__ would hide it
     check.__name__, check.__qualname__, check.__doc__ = func.__name__, func.__qualname__, func.__doc__
     CHECKS.append(check)
-    return register(Tags.compatibility)(check)
+    return check
+
+
+def register_checks() -> None:
+    """Called once from AppConfig.ready(): every check of this module, with Django's check framework."""
+    for check in CHECKS:
+        register(check, Tags.compatibility)
 
 
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:

@@ -15,34 +15,24 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-INVOICE_STATUSES = (
-    "draft",
-    "initiated",
-    "processing",
-    "received",
-    "paid",
-    "complete",
-    "failed",
-    "overpaid",
-    "cancelled",
-    "expired",
-    "late",
-    "underpaid",
-)
+from .statuses import InvoiceStatus
+
+#: Every invoice status this app knows (`InvoiceStatus`): what ORDER_STATES may map.
+INVOICE_STATUSES: tuple[str, ...] = tuple(InvoiceStatus.values)
 
 DEFAULT_ORDER_STATES: dict[str, str | None] = {
-    "draft": None,
-    "initiated": None,
-    "processing": "awaiting_payment",
-    "received": "payment_received",
-    "paid": "completed",
-    "complete": "completed",
-    "overpaid": "completed",
-    "late": "completed",
-    "underpaid": "awaiting_payment",
-    "expired": "expired",
-    "cancelled": "cancelled",
-    "failed": "payment_failed",
+    InvoiceStatus.DRAFT: None,
+    InvoiceStatus.INITIATED: None,
+    InvoiceStatus.PROCESSING: "awaiting_payment",
+    InvoiceStatus.RECEIVED: "payment_received",
+    InvoiceStatus.PAID: "completed",
+    InvoiceStatus.COMPLETE: "completed",
+    InvoiceStatus.OVERPAID: "completed",
+    InvoiceStatus.LATE: "completed",
+    InvoiceStatus.UNDERPAID: "awaiting_payment",
+    InvoiceStatus.EXPIRED: "expired",
+    InvoiceStatus.CANCELLED: "cancelled",
+    InvoiceStatus.FAILED: "payment_failed",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -61,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "BASE_URL": "https://api.onepipe.io/v2/",
         "MOCK_MODE": "inspect",
         "AUTH_PROVIDER": "",
-        "SECURE_ENCODING": "utf-16-le",
+        "SECURE_ENCODING": "utf-16-le",  # inferred: docs/reference/wire-format.md#onepipe-secure-encoding
         "OTP_OVERRIDE": False,
         "ALLOWED_AUTH_TYPES": ["bank.account", "wallet"],
         # OnePipe does not sign notifications: optionally require ?token=<WEBHOOK_TOKEN> on the URL you
@@ -104,6 +94,14 @@ SANDBOX_API_KEY = "sandbox-api-key"
 SANDBOX_BUSINESS_ID = "sandbox-business"
 SANDBOX_ONEPIPE_KEY = "sandbox-onepipe-key"
 SANDBOX_ONEPIPE_SECRET = "sandbox-onepipe-secret"  # noqa: S105 - the sandbox's public test value
+#: (provider, key) -> what `InvoicePaySettings.credential` gives when the shop configured nothing.
+SANDBOX_CREDENTIALS = {
+    ("REHIVE", "API_KEY"): SANDBOX_API_KEY,
+    ("REHIVE", "BUSINESS_ID"): SANDBOX_BUSINESS_ID,
+    ("ONEPIPE", "API_KEY"): SANDBOX_ONEPIPE_KEY,
+    ("ONEPIPE", "CLIENT_SECRET"): SANDBOX_ONEPIPE_SECRET,
+    ("ONEPIPE", "AUTH_PROVIDER"): "Sandbox",
+}
 
 
 class InvoicePaySettings:
@@ -131,15 +129,12 @@ class InvoicePaySettings:
         (and is check error E019)."""
         return self.SANDBOX is True
 
-    @property
-    def rehive_api_key(self) -> str:
-        key = self.REHIVE.get("API_KEY") or ""
-        return key or (SANDBOX_API_KEY if self.sandbox_on else "")
-
-    @property
-    def rehive_business_id(self) -> str:
-        business = self.REHIVE.get("BUSINESS_ID") or ""
-        return business or (SANDBOX_BUSINESS_ID if self.sandbox_on else "")
+    def credential(self, provider: str, key: str, *, sandbox: bool | None = None) -> str:
+        """`INVOICEPAY[provider][key]`, or the sandbox's public value when that is empty and the sandbox
+        answers: with SANDBOX on (`sandbox=None`), or always (`sandbox=True`: the standalone simulator)."""
+        value: str = getattr(self, provider).get(key) or ""
+        answers = self.sandbox_on if sandbox is None else sandbox
+        return value or (SANDBOX_CREDENTIALS[provider, key] if answers else "")
 
 
 invoicepay_settings = InvoicePaySettings()

@@ -1,6 +1,6 @@
 """What a payer needs to make a deposit: the primary quote's reference and deposit details,
-with readable labels, whichever of the documented shapes the provider sent (seeds 001-003:
-`{"reference": ...}`, `{"public_address": ...}` or `{}`)."""
+with readable labels, whichever of the documented shapes the provider sent
+(`{"reference": ...}`, `{"public_address": ...}` or `{}`: docs/reference/wire-format.md#rehive-deposit-details)."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from .conf import invoicepay_settings
 from .errors import HoldError, ProviderUnavailable
 from .masking import mask
 from .models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange
+from .money import whole_minor_units
 from .onepipe import OnePipeResult, encrypt_secure
 from .onepipe import secure as plaintexts
 from .onepipe.client import parse_expiry
@@ -57,10 +58,12 @@ def _redacted(result: OnePipeResult) -> dict:
     return raw
 
 
-def _whole(amount: Any) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise HoldError(_("The amount must be a positive whole number of minor units (kobo)."), code="amount")
-    return amount
+def _hold_amount(amount: Any) -> int:
+    """The amount as given; for anything but a positive int, a HoldError: what the API shows the payer."""
+    try:
+        return whole_minor_units(amount, minimum=1)
+    except (TypeError, ValueError):
+        raise HoldError(_("The amount must be a positive whole number of minor units (kobo)."), code="amount") from None
 
 
 # -- consent ---------------------------------------------------------------------------------------
@@ -93,8 +96,8 @@ def request_consent(
         raise HoldError(_("Missing: %(fields)s.") % {"fields": ", ".join(missing)}, code="credentials")
     secure = _secure(build(*(str(credentials[name]).strip() for name in fields)))
     masked = mask(str(credentials[identifier]).strip(), keep_last=4)
-    consent = _new_consent(auth_type=auth_type, masked_identifier=masked, amount=_whole(amount), customer=customer,
-                           order=order, owner=owner)
+    consent = _new_consent(auth_type=auth_type, masked_identifier=masked, amount=_hold_amount(amount),
+                           customer=customer, order=order, owner=owner)
     details = {"otp_override": True} if invoicepay_settings.ONEPIPE["OTP_OVERRIDE"] else None
     try:
         result = onepipe_client().transact(
@@ -223,7 +226,7 @@ def _transition(hold: Hold, status: str, *, answer: OnePipeResult | None = None,
 def place_hold(consent: HoldConsent, amount: int, *, description: str = "") -> Hold:
     """Hold `amount` (minor units) of the customer's money with their consent. HoldError when refused:
     an expired or unusable consent, insufficient funds (code 51), a duplicate (code 94)..."""
-    amount = _whole(amount)
+    amount = _hold_amount(amount)
     consent.refresh_from_db()
     if not consent.is_usable:
         if consent.status == HoldConsent.Status.ACTIVE:

@@ -38,6 +38,11 @@ class RetryPolicy:
         return min(self.backoff * (2**attempt), self.max_backoff)
 
 
+def with_trailing_slash(url: str) -> str:
+    """A base URL that relative paths can be appended to: the settings may name it with or without the "/"."""
+    return url if url.endswith("/") else url + "/"
+
+
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so tests can stop the clock
 

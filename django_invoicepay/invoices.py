@@ -20,25 +20,18 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from . import announcements
-from .conf import INVOICE_STATUSES
 from .errors import OpenInvoiceExists
 from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+from .money import whole_minor_units
 from .orders import follow_invoice, get_order_adapter
 from .providers import rehive_client
 from .rehive.payloads import InvoiceData, QuoteData, TransactionData, to_ms
+from .statuses import InvoiceStatus
 
 logger = logging.getLogger("django_invoicepay.invoices")
 
 
 # -- creating ---------------------------------------------------------------------------------
-
-
-def _whole(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int in minor units (never a float or Decimal), got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 def _line_items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -49,8 +42,8 @@ def _line_items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         lines.append(
             {
                 "name": str(item["name"]),
-                "quantity": _whole(item.get("quantity", 1), f"items[{index}].quantity", minimum=1),
-                "price": _whole(item.get("price"), f"items[{index}].price", minimum=0),
+                "quantity": whole_minor_units(item.get("quantity", 1), f"items[{index}].quantity", minimum=1),
+                "price": whole_minor_units(item.get("price"), f"items[{index}].price", minimum=0),
             }
         )
     return lines
@@ -71,10 +64,12 @@ def create_for(
     reference: str | None = None,
     renewal_of: Invoice | None = None,
     allow_another: bool = False,
+    idempotency_key: str | None = None,
 ) -> Invoice:
     """Create the remote invoice for `order` and mirror it locally.
 
-    `amount` and item prices are integers in minor units of the business's currency.
+    `amount` and item prices are integers in minor units of the business's currency (no currency is
+    sent; inferred: docs/reference/wire-format.md#rehive-invoice-currency).
     Items go to `metadata.service_business.items`; the order number (or `reference`) to
     `request_reference`. `renewal_of` links a renewal to the expired invoice it replaces.
 
@@ -82,10 +77,13 @@ def create_for(
     both): `OpenInvoiceExists` says which, unless `allow_another=True`. On PostgreSQL and MySQL the
     order's row is locked while this is checked and the invoice created, so two requests at once
     cannot both pass.
+
+    `idempotency_key` is sent as the POST's Idempotency-Key (default: a fresh one per call); a caller
+    that retries the same creation across processes passes a stable one (see `renewals.renew`).
     """
     if reference is None:
         reference = get_order_adapter().reference(order) if order is not None else ""
-    fields: dict[str, Any] = {"request_amount": _whole(amount, "amount", minimum=1)}
+    fields: dict[str, Any] = {"request_amount": whole_minor_units(amount, "amount", minimum=1)}
     meta = dict(metadata or {})
     lines = _line_items(items)
     if lines:
@@ -108,7 +106,7 @@ def create_for(
     with transaction.atomic() if locking else contextlib.nullcontext():
         if guarded and order is not None:  # `guarded` implies an order; this says so to the type checker
             _refuse_a_second_open_invoice(order)
-        data = rehive_client().create_invoice(fields)
+        data = rehive_client().create_invoice(fields, idempotency_key=idempotency_key)
         return _mirror_new(data, order, renewal_of)
 
 
@@ -223,9 +221,11 @@ def _record_transition(invoice: Invoice, old_status: str, source: str, data: Inv
     The signals go out after commit (`announcements`), at least once, with the row's transition id.
     """
     new_status = invoice.status
-    if new_status not in INVOICE_STATUSES:
+    if new_status not in InvoiceStatus.values:
         logger.warning("Invoice %s has a status this app does not know: %r", invoice.remote_id, new_status)
-    amount = {"overpaid": invoice.overpaid_by, "underpaid": invoice.outstanding}.get(new_status)
+    amounts: dict[str, int] = {InvoiceStatus.OVERPAID: invoice.overpaid_by,
+                               InvoiceStatus.UNDERPAID: invoice.outstanding}
+    amount = amounts.get(new_status)
     InvoiceStatusChange.objects.create(
         invoice=invoice, from_status=old_status, to_status=new_status, source=source,
         remote_updated=data.updated, amount=amount,

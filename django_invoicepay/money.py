@@ -16,6 +16,16 @@ def _check_divisibility(divisibility: int) -> None:
         raise ValueError(f"divisibility must be a non-negative integer, got {divisibility!r}")
 
 
+def whole_minor_units(value: object, name: str = "amount", *, minimum: int = 0) -> int:
+    """`value` itself when it is an int of at least `minimum`: amounts the shop passes in are minor units,
+    never a float or Decimal (TypeError), and never below what the caller accepts (ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in minor units (never a float or Decimal), got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 def to_decimal(minor: int, divisibility: int) -> Decimal:
     """101, 2 -> Decimal('1.01'); always exactly `divisibility` decimal places."""
     _check_divisibility(divisibility)

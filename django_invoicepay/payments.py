@@ -16,8 +16,8 @@ from . import otp as otp_guard
 from .errors import InvoiceStateError, ProviderAuthError, ProviderError, ProviderRejected, ProviderUnavailable
 from .invoices import apply_invoice, sync
 from .models import Invoice
-from .models.invoices import FINAL_STATUSES
 from .providers import rehive_client
+from .statuses import InvoiceStatus
 from .statuses import label as status_label
 
 logger = logging.getLogger("django_invoicepay.payments")
@@ -96,7 +96,7 @@ def submit_otp(invoice: Invoice, otp: str, *, source: str = "api") -> Invoice:
     _open(invoice)
     with otp_guard.checking(invoice, provider_calls=3) as attempt:  # the code, then the invoice and its payments
         status = Invoice.objects.filter(pk=invoice.pk).values_list("status", flat=True).first()
-        if status in FINAL_STATUSES:  # paid by a code checked just before this one
+        if status in InvoiceStatus.FINAL:  # paid by a code checked just before this one
             attempt.not_counted()
             raise InvoiceStateError(_("This invoice is %(status)s: it cannot be paid any more.")
                                     % {"status": status_label(status)})

@@ -39,9 +39,9 @@ from . import announcements, leases
 from .errors import ProviderError, ProviderNotFound
 from .invoices import apply_invoice, fetch
 from .models import Invoice, PollSchedule
-from .models.invoices import FINAL_STATUSES
 from .reconnect import on_fresh_connection, reset_connection
 from .rehive.payloads import InvoiceData
+from .statuses import InvoiceStatus
 from .webhooks import intake
 
 logger = logging.getLogger("django_invoicepay.polling")
@@ -58,7 +58,7 @@ LEASE = 60
 
 def base_interval(invoice: Invoice) -> int:
     quote = invoice.primary_quote
-    waiting = invoice.status in {"processing", "received", "underpaid"}
+    waiting = invoice.is_awaiting_payment
     if waiting and quote is not None and (quote.processor_type == "crypto" or quote.total_pending):
         return FAST
     if waiting:
@@ -120,13 +120,13 @@ def candidates(*, invoices: Iterable[str] = (), statuses: Iterable[str] = (), si
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if not (include_final or invoices or statuses):
-        qs = qs.exclude(status__in=FINAL_STATUSES).filter(missing_since__isnull=True)
+        qs = qs.exclude(status__in=InvoiceStatus.FINAL).filter(missing_since__isnull=True)
     return qs
 
 
 def ensure_schedules(qs: QuerySet[Invoice]) -> None:
     """Schedules for the candidates that have none; none for invoices that finished meanwhile."""
-    PollSchedule.objects.filter(invoice__status__in=FINAL_STATUSES).exclude(invoice__in=qs).delete()
+    PollSchedule.objects.filter(invoice__status__in=InvoiceStatus.FINAL).exclude(invoice__in=qs).delete()
     missing = qs.filter(poll__isnull=True).values_list("pk", flat=True)
     now = timezone.now()
     PollSchedule.objects.bulk_create(

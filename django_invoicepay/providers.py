@@ -15,8 +15,8 @@ from typing import TypeVar
 import requests
 from requests.adapters import BaseAdapter
 
-from .conf import SANDBOX_ONEPIPE_KEY, SANDBOX_ONEPIPE_SECRET, invoicepay_settings
-from .http import HttpTransport, RetryPolicy
+from .conf import invoicepay_settings
+from .http import HttpTransport, RetryPolicy, with_trailing_slash
 from .onepipe import OnePipeClient
 from .rehive import RehiveClient
 
@@ -35,15 +35,11 @@ class RehiveConfig:
     @classmethod
     def from_settings(cls) -> RehiveConfig:
         s = invoicepay_settings
-
-        def base(url: str) -> str:
-            return url if url.endswith("/") else url + "/"
-
         return cls(
-            api_key=s.rehive_api_key,
-            business_id=s.rehive_business_id,
-            business_url=base(s.REHIVE["BUSINESS_URL"]),
-            payment_requests_url=base(s.REHIVE["PAYMENT_REQUESTS_URL"]),
+            api_key=s.credential("REHIVE", "API_KEY"),
+            business_id=s.credential("REHIVE", "BUSINESS_ID"),
+            business_url=with_trailing_slash(s.REHIVE["BUSINESS_URL"]),
+            payment_requests_url=with_trailing_slash(s.REHIVE["PAYMENT_REQUESTS_URL"]),
             timeout=float(s.HTTP_TIMEOUT),
             max_retries=int(s.HTTP_MAX_RETRIES),
             sandbox=s.sandbox_on,
@@ -104,13 +100,12 @@ class OnePipeConfig:
     def from_settings(cls) -> OnePipeConfig:
         s = invoicepay_settings
         onepipe = s.ONEPIPE
-        base = onepipe["BASE_URL"] if onepipe["BASE_URL"].endswith("/") else onepipe["BASE_URL"] + "/"
         return cls(
-            api_key=onepipe["API_KEY"] or (SANDBOX_ONEPIPE_KEY if s.sandbox_on else ""),
-            client_secret=onepipe["CLIENT_SECRET"] or (SANDBOX_ONEPIPE_SECRET if s.sandbox_on else ""),
-            base_url=base,
+            api_key=s.credential("ONEPIPE", "API_KEY"),
+            client_secret=s.credential("ONEPIPE", "CLIENT_SECRET"),
+            base_url=with_trailing_slash(onepipe["BASE_URL"]),
             mock_mode=str(onepipe["MOCK_MODE"]).lower(),
-            auth_provider=onepipe["AUTH_PROVIDER"] or ("Sandbox" if s.sandbox_on else ""),
+            auth_provider=s.credential("ONEPIPE", "AUTH_PROVIDER"),
             encoding=str(onepipe["SECURE_ENCODING"]).lower(),
             timeout=float(s.HTTP_TIMEOUT),
             max_retries=int(s.HTTP_MAX_RETRIES),

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from .errors import InvoiceStateError, ProviderRejected, ProviderUnavailable
 from .models import Invoice, Refund
 from .providers import rehive_client
+from .statuses import InvoiceStatus
 
 logger = logging.getLogger("django_invoicepay.refunds")
 
@@ -29,7 +30,7 @@ def _record(invoice: Invoice) -> Refund:
         refund = Refund.objects.filter(idempotency_key=overpayment_key(locked)).first()
         if refund is not None:
             return refund
-        if locked.status != "overpaid" or locked.overpaid_by <= 0:
+        if locked.status != InvoiceStatus.OVERPAID or locked.overpaid_by <= 0:
             raise InvoiceStateError(_("This invoice is not overpaid: there is nothing to refund."))
         money = locked.overpaid_money
         return Refund.objects.create(
@@ -49,6 +50,7 @@ def refund_overpayment(invoice: Invoice) -> Refund:
     refund = _record(invoice)
     if refund.status == Refund.Status.COMPLETE:
         return refund
+    # Inferred: docs/reference/wire-format.md#refund-body
     body = {"amount": refund.amount, "currency": refund.currency_code, "note": "Overpayment refund"}
     try:
         data = rehive_client().create_refund(invoice.remote_id, body, idempotency_key=refund.idempotency_key)

@@ -1,8 +1,14 @@
 """Renewing an expired invoice: a new one with the same fields, linked to the old one.
 
-An expired invoice is no longer usable (seeds 001-003); the payer needs a new one with the
-same amount, description, payer, items, metadata and order. Relative dates keep their
-length: a 24-hour invoice renews as a 24-hour invoice from now.
+An expired invoice is no longer usable (docs/reference/wire-format.md#rehive-open-loop-statuses); the
+payer needs a new one with the same amount, description, payer, items, metadata and order. Relative
+dates keep their length: a 24-hour invoice renews as a 24-hour invoice from now.
+
+No lock or transaction is held while the provider is called: the creating POST carries an
+Idempotency-Key derived from the expired invoice (`renewal_key`), the same on every attempt, so
+a retry after a crash between the provider's answer and the local save gets the same invoice
+back, and the local row's unique `renewal_of` lets only one of two concurrent renewers save it
+(docs/open-loop.md, "Renewing an expired invoice").
 """
 
 from __future__ import annotations
@@ -10,16 +16,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .errors import InvoiceStateError
 from .invoices import create_for
 from .models import Invoice
+from .statuses import InvoiceStatus
 from .statuses import label as status_label
 
 logger = logging.getLogger("django_invoicepay.renewals")
+
+
+def renewal_key(invoice: Invoice) -> str:
+    """The Idempotency-Key of the POST that creates `invoice`'s renewal: one per expired invoice."""
+    return f"renewal-of-{invoice.remote_id}"
 
 
 def _shifted(moment: datetime | None, created: datetime | None) -> timedelta | None:
@@ -29,23 +41,23 @@ def _shifted(moment: datetime | None, created: datetime | None) -> timedelta | N
 
 
 def renew(invoice: Invoice) -> Invoice:
-    """The renewal of an expired invoice: created once, however often this is called."""
-    with transaction.atomic():
-        old = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        existing = Invoice.objects.filter(renewal_of=old).first()
-        if existing is not None:
-            return existing
-        if old.status != "expired":
-            raise InvoiceStateError(_("Only an expired invoice can be renewed; this one is %(status)s.")
-                                    % {"status": status_label(old.status)})
-        metadata = dict(old.raw.get("metadata") or {})
-        business = dict(metadata.pop("service_business", {}) or {})
-        items = business.pop("items", [])
-        if business:
-            metadata["service_business"] = business
-        now = timezone.now()
-        expiry = _shifted(old.expires_at, old.remote_created)
-        due = _shifted(old.due_at, old.remote_created)
+    """The renewal of an expired invoice: created once, however often (or concurrently) this is called."""
+    old = Invoice.objects.get(pk=invoice.pk)
+    existing = Invoice.objects.filter(renewal_of=old).first()
+    if existing is not None:
+        return existing
+    if old.status != InvoiceStatus.EXPIRED:
+        raise InvoiceStateError(_("Only an expired invoice can be renewed; this one is %(status)s.")
+                                % {"status": status_label(old.status)})
+    metadata = dict(old.raw.get("metadata") or {})
+    business = dict(metadata.pop("service_business", {}) or {})
+    items = business.pop("items", [])
+    if business:
+        metadata["service_business"] = business
+    now = timezone.now()
+    expiry = _shifted(old.expires_at, old.remote_created)
+    due = _shifted(old.due_at, old.remote_created)
+    try:
         new = create_for(
             old.order if old.object_id else None,
             amount=old.request_amount,
@@ -59,6 +71,13 @@ def renew(invoice: Invoice) -> Invoice:
             due_at=now + due if due else None,
             reference=old.request_reference,
             renewal_of=old,
+            idempotency_key=renewal_key(old),
         )
+    except IntegrityError:
+        # Another renewer saved the same remote invoice (same key, same answer) first: theirs is the renewal.
+        winner = Invoice.objects.filter(renewal_of=old).first()
+        if winner is None:
+            raise
+        return winner
     logger.info("Invoice %s renewed as %s", old.remote_id, new.remote_id)
     return new

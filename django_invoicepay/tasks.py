@@ -65,6 +65,10 @@ if task is not None:
         return retention.prune()
 
 
-def enqueue_webhook(delivery_id: int) -> None:
-    """Queue a stored delivery on the task backend (the intake answers the provider at once)."""
+def enqueue_webhook(delivery_id: int) -> bool:
+    """Queue a stored delivery on the task backend, when one runs tasks elsewhere (the intake then answers
+    the provider at once); False when there is none, and the request processes it itself."""
+    if not queueing():
+        return False
     process_webhook.enqueue(delivery_id)
+    return True

@@ -25,9 +25,10 @@ from ..conf import invoicepay_settings, onepipe_configured
 from ..errors import HoldError
 from ..models import HoldConsent
 from ..orders import get_order_adapter
+from .base import PayerView, documented
 from .permissions import owned_by_requester
+from .serializers import BlankAsNullField
 from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle
-from .views import InvoiceView
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -72,20 +73,28 @@ class ConsentOtpSerializer(serializers.Serializer):
         help_text=gettext_lazy("The OTP, or the information a pending_validation prompt asked for."))
 
 
+#: The schema's example of a consent request (digits YAML writers quote: an unquoted 058 reads as 58 elsewhere).
+CONSENT_EXAMPLE = {
+    "auth_type": "bank.account", "credentials": {"account_number": "0001234567", "bank_code": "044"},
+    "customer": {"firstname": "Uju", "surname": "Usmanu", "email": "uju@example.com", "mobile_no": "2348022222208"},
+}
 NEXT_ACTIONS = {"waiting_for_otp": "submit_otp", "pending_validation": "submit_information"}
 
 
-def consent_data(consent: HoldConsent) -> dict:
-    return {
-        "id": consent.public_token,
-        "status": consent.status,
-        "prompt": consent.prompt or None,
-        "auth_type": consent.auth_type,
-        "account": consent.masked_identifier,
-        "expires_at": consent.token_expires_at,
-        "error": consent.error or None,
-        "next_action": NEXT_ACTIONS.get(consent.status),
-    }
+class ConsentSerializer(serializers.Serializer):
+    """The consent as its customer sees it: never the provider token, the credentials or the OTP."""
+
+    id = serializers.CharField(source="public_token")
+    status = serializers.ChoiceField(choices=HoldConsent.Status.choices)
+    prompt = BlankAsNullField(help_text="The provider's prompt, e.g. where the OTP was sent.")
+    auth_type = serializers.CharField()
+    account = serializers.CharField(source="masked_identifier", help_text="Masked, e.g. ••••••6789.")
+    expires_at = serializers.DateTimeField(source="token_expires_at", format=None, allow_null=True)
+    error = BlankAsNullField()
+    next_action = serializers.SerializerMethodField(help_text="submit_otp, submit_information, or null.")
+
+    def get_next_action(self, consent: HoldConsent) -> str | None:
+        return NEXT_ACTIONS.get(consent.status)
 
 
 class HoldsNotConfigured(APIException):
@@ -97,8 +106,11 @@ class HoldsNotConfigured(APIException):
         super().__init__({"detail": _("Hold funds is not configured."), "code": "not_configured"})
 
 
-class ConsentView(InvoiceView):
+class ConsentView(PayerView):
+    """An endpoint of the consent API: 503 at once while hold funds is not configured."""
+
     provider_field = "otp"
+    response_serializer = ConsentSerializer
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # throttles first: a flood is a 429, not a log line each
@@ -122,18 +134,23 @@ class ConsentView(InvoiceView):
 
 
 class ConsentCreate(ConsentView):
+    """The customer's credentials go to the provider, which answers with a prompt (e.g. for an OTP)."""
+
     throttle_classes = [PayerThrottle]
     serializer_class = ConsentRequestSerializer
 
+    @documented(ConsentSerializer, codes=(status.HTTP_201_CREATED,), errors=(400, 403, 429, 503),
+                request=ConsentRequestSerializer, example=CONSENT_EXAMPLE,
+                summary="Consent to hold funds: the provider asks for an OTP")
     def post(self, request: Request) -> Response:
         user = request.user if request.user and request.user.is_authenticated else None
         if user is None and invoicepay_settings.HOLDS_ALLOW_ANONYMOUS is not True:
             raise NotAuthenticated(_("Log in to give your consent."))
-        data = self.valid(ConsentRequestSerializer)
+        data = self.valid()
         consent = holds.request_consent(auth_type=data["auth_type"], credentials=data["credentials"],
                                         customer=data["customer"], amount=data["amount"], owner=user,
                                         order=self.order(user, data.get("order")))
-        return Response(consent_data(consent), status=status.HTTP_201_CREATED)
+        return self.answer(consent, code=status.HTTP_201_CREATED)
 
     def order(self, user: models.Model | None, order_id: str | None) -> models.Model | None:
         """The requester's own order named in the request (ORDER_MODEL); a stranger's is "no such order"."""
@@ -153,15 +170,23 @@ class ConsentCreate(ConsentView):
 
 
 class ConsentDetail(ConsentView):
+    """The consent's state, to its owner (or, without one, to whoever has its token)."""
+
+    @documented(ConsentSerializer, errors=(404, 429, 503), summary="The consent's state")
     def get(self, request: Request, token: str) -> Response:
-        return Response(consent_data(self.consent()))
+        return self.answer(self.consent())
 
 
 class ConsentOtp(ConsentView):
+    """The OTP or the information the provider's prompt asked for; a wrong code counts (OTP_MAX_ATTEMPTS)."""
+
     throttle_classes = [OtpClientThrottle, OtpInvoiceThrottle]
     serializer_class = ConsentOtpSerializer
 
+    @documented(ConsentSerializer, errors=(400, 403, 404, 409, 429, 503), request=ConsentOtpSerializer,
+                example={"otp": "123456"},
+                summary="Answer the OTP (or the information a pending_validation prompt asked for)")
     def post(self, request: Request, token: str) -> Response:
         consent = self.consent()
-        data = self.valid(ConsentOtpSerializer)
-        return Response(consent_data(holds.confirm_consent(consent, data["otp"])))
+        data = self.valid()
+        return self.answer(holds.confirm_consent(consent, data["otp"]))

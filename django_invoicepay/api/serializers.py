@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import phonenumbers
 from django.core.validators import validate_email
@@ -12,20 +13,13 @@ from rest_framework import serializers
 
 from ..conf import invoicepay_settings
 from ..masking import mask_mobile
-from ..models import Invoice, Quote
-from ..money import Money
+from ..models import Invoice, InvoiceStatus, InvoiceTransaction
 
 OTP_PATTERN = re.compile(r"\d{4,8}")
-
-
-def money(value: Money) -> dict:
-    return {
-        "amount": str(value.decimal),
-        "minor": value.amount,
-        "currency": value.currency,
-        "divisibility": value.divisibility,
-        "display": str(value),
-    }
+INVOICE_STATUSES = ("The provider's status, passed through as it is (a new one may appear). Known: "
+                    + ", ".join(InvoiceStatus.values) + ".")
+NEXT_ACTIONS = ("What the payer can do now: choose_processor, scan_to_pay, submit_payer, submit_otp, resend_otp, "
+                "pay_deposit, renew; empty when nothing is left to do.")
 
 
 def next_actions(invoice: Invoice) -> list[str]:
@@ -46,60 +40,108 @@ def next_actions(invoice: Invoice) -> list[str]:
     return actions
 
 
+# -- answers: every field declared, so the OpenAPI schema (docs/reference/openapi.yaml) describes them --------
+
+
+class BlankAsNullField(serializers.CharField):
+    """A text the model keeps blank when there is none: `null` in the answer, so "none" reads the same everywhere."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]  # null is the point
+        return str(value) if value else None
+
+
+class MaskedMobileField(BlankAsNullField):
+    """The payer's mobile number, never in full (docs/security.md)."""
+
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
+        return mask_mobile(value) if value else None
+
+
+class MoneySerializer(serializers.Serializer):
+    """An amount: the exact decimal string, the integer minor units, the currency and its divisibility."""
+
+    amount = serializers.CharField(source="decimal", help_text="The exact decimal amount, e.g. \"12.50\".")
+    minor = serializers.IntegerField(source="amount", help_text="The amount in minor units, e.g. 1250.")
+    currency = serializers.CharField()
+    divisibility = serializers.IntegerField()
+    display = serializers.CharField(source="*", help_text="For people, e.g. \"12.50 USD\".")
+
+    def get_attribute(self, instance: Any) -> Any:
+        """A `Money`, or minor units of the instance's own currency (a quote's totals)."""
+        value = super().get_attribute(instance)
+        return instance.as_money(value) if isinstance(value, int) else value
+
+
 class QuoteSerializer(serializers.Serializer):
-    def to_representation(self, quote: Quote) -> dict:
-        return {
-            "processor": quote.processor,
-            "name": quote.processor_name,
-            "type": quote.processor_type,
-            "status": quote.status,
-            "reference": quote.reference,
-            "deposit_details": quote.deposit_details,
-            "amount": money(quote.money),
-            "total_paid": money(quote.as_money(quote.total_paid)),
-            "total_pending": money(quote.as_money(quote.total_pending)),
-        }
+    processor = serializers.CharField()
+    name = serializers.CharField(source="processor_name")
+    type = serializers.CharField(source="processor_type")
+    status = serializers.CharField()
+    reference = serializers.CharField()
+    deposit_details = serializers.JSONField(help_text="Where to send a deposit (bank account, crypto address...).")
+    amount = MoneySerializer(source="money")
+    total_paid = MoneySerializer()
+    total_pending = MoneySerializer()
+
+
+class PayerContactSerializer(serializers.Serializer):
+    email = BlankAsNullField(source="payer_email")
+    mobile_number = MaskedMobileField(source="payer_mobile_number")
+
+
+class PendingTransactionSerializer(serializers.Serializer):
+    hash = BlankAsNullField(source="tx_hash")
+    confirmations = serializers.IntegerField(allow_null=True)
+    amount = MoneySerializer(source="money")
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, transaction: InvoiceTransaction) -> str:
+        return _("Your payment has been detected and is waiting to be confirmed.")
+
+
+class RefundSerializer(serializers.Serializer):
+    amount = MoneySerializer(source="money")
+    status = serializers.CharField()
+    reason = serializers.CharField()
 
 
 class InvoiceSerializer(serializers.Serializer):
     """The payer's view: never the payer's full mobile number, never provider internals."""
 
-    def to_representation(self, invoice: Invoice) -> dict:
-        quote = invoice.primary_quote
-        return {
-            "token": invoice.public_token,
-            "reference": invoice.reference,
-            "status": invoice.status,
-            "is_final": invoice.is_final,
-            "description": invoice.description,
-            "amount": money(invoice.amount),
-            "primary_processor": invoice.primary_processor or None,
-            "primary_quote": QuoteSerializer(quote).data if quote else None,
-            "outstanding": money(invoice.outstanding_money),
-            "overpaid_by": money(invoice.overpaid_money),
-            "scan_to_pay_uri": invoice.scan_to_pay_uri(),
-            "payer": {
-                "email": invoice.payer_email or None,
-                "mobile_number": mask_mobile(invoice.payer_mobile_number) if invoice.payer_mobile_number else None,
-            },
-            "expires_at": invoice.expires_at,
-            "redirect_url": invoice.redirect_url or None,
-            "pending_transactions": [
-                {
-                    "hash": tx.tx_hash or None,
-                    "confirmations": tx.confirmations,
-                    "amount": money(tx.money),
-                    "message": _("Your payment has been detected and is waiting to be confirmed."),
-                }
-                for tx in invoice.pending_transactions
-            ],
-            "refunds": [
-                {"amount": money(refund.money), "status": refund.status, "reason": refund.reason}
-                for refund in invoice.refunds.all()
-            ],
-            "renewed_by": getattr(getattr(invoice, "renewed_by", None), "public_token", None),
-            "next_actions": next_actions(invoice),
-        }
+    token = serializers.CharField(source="public_token")
+    reference = serializers.CharField()
+    status = serializers.CharField(help_text=INVOICE_STATUSES)
+    is_final = serializers.BooleanField()
+    description = serializers.CharField()
+    amount = MoneySerializer()
+    primary_processor = BlankAsNullField()
+    primary_quote = QuoteSerializer(allow_null=True)
+    outstanding = MoneySerializer(source="outstanding_money")
+    overpaid_by = MoneySerializer(source="overpaid_money")
+    scan_to_pay_uri = serializers.CharField(allow_null=True, help_text="Null without a native quote in processing.")
+    payer = PayerContactSerializer(source="*")
+    expires_at = serializers.DateTimeField(format=None, allow_null=True)  # as stored, rendered by the JSON encoder
+    redirect_url = BlankAsNullField()
+    pending_transactions = PendingTransactionSerializer(many=True)
+    refunds = RefundSerializer(many=True)
+    renewed_by = serializers.CharField(source="renewed_by.public_token", allow_null=True,
+                                       help_text="The token of the invoice that replaced this expired one.")
+    next_actions = serializers.SerializerMethodField(help_text=NEXT_ACTIONS)
+
+    def get_next_actions(self, invoice: Invoice) -> list[str]:
+        return next_actions(invoice)
+
+
+class InvoiceMessageSerializer(InvoiceSerializer):
+    """The invoice after an action, with a message for the payer (the view gives it in the context)."""
+
+    detail = serializers.SerializerMethodField()
+
+    def get_detail(self, invoice: Invoice) -> str:
+        return str(self.context["detail"])
 
 
 class ProcessorSerializer(serializers.Serializer):
@@ -109,8 +151,35 @@ class ProcessorSerializer(serializers.Serializer):
     description = serializers.CharField()
 
 
+class ProcessorListSerializer(serializers.Serializer):
+    results = ProcessorSerializer(many=True)
+
+
 class MessageSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class ErrorSerializer(MessageSerializer):
+    """The error envelope (docs/api.md, "Errors"): `code` never changes with the language."""
+
+    code = serializers.CharField(required=False, help_text="e.g. invoice_closed, otp_in_progress, otp_locked, "
+                                 "provider_unavailable, provider_rejected, not_configured.")
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds, with provider_unavailable.")
+
+
+#: A 400's body: field errors, nested like the request, or the error envelope (a raw schema: its keys are the
+#: request's field names).
+BAD_REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "non_field_errors": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": {
+        "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}],
+    },
+}
 
 
 class ProcessorChoiceSerializer(serializers.Serializer):

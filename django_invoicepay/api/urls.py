@@ -37,5 +37,6 @@ try:  # the OpenAPI schema, when the optional drf-spectacular extra is installed
 except ImportError:  # pragma: no cover
     pass
 else:
-    documented = [path("invoicepay/api/", include((list(urlpatterns), app_name)))]
-    urlpatterns.append(path("schema/", SpectacularAPIView.as_view(patterns=documented), name="schema"))
+    #: What the schema describes: the endpoints above, where docs/api.md mounts them (see `schema`).
+    schema_patterns = [path("invoicepay/api/", include((list(urlpatterns), app_name)))]
+    urlpatterns.append(path("schema/", SpectacularAPIView.as_view(patterns=schema_patterns), name="schema"))

@@ -1,75 +1,45 @@
-"""Payer-facing endpoints. Each view parses, calls one service, and answers; errors go
-through `errors.error_response` so nothing becomes a 500."""
+"""Payer-facing invoice endpoints. Each view parses, calls one service, and answers; what they share
+(errors that never become a 500, throttling, validation, the answer, the schema) is `base.PayerView`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from django.utils.translation import gettext as _
 from rest_framework import status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.views import APIView
 
 from .. import payments, renewals
-from ..errors import InvoicePayError
 from ..invoices import sync
 from ..models import Invoice
-from .errors import error_response
+from .base import POST_ERRORS, PROVIDER_ERRORS, PayerView, documented
 from .permissions import invoice_for
 from .serializers import (
+    InvoiceMessageSerializer,
     InvoiceSerializer,
     MessageSerializer,
     OtpSerializer,
     PayerSerializer,
     ProcessorChoiceSerializer,
-    ProcessorSerializer,
+    ProcessorListSerializer,
 )
-from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle, ReadThrottle
-
-if TYPE_CHECKING:
-    from drf_spectacular.openapi import AutoSchema as _AutoSchema
-
-AutoSchema: type[_AutoSchema] | None
-try:  # drf-spectacular is an optional extra: describe the views when it is there
-    from drf_spectacular.openapi import AutoSchema
-except ImportError:  # pragma: no cover - exercised when the extra is absent
-    AutoSchema = None
+from .throttling import OtpClientThrottle, OtpInvoiceThrottle, PayerThrottle
 
 
-class InvoiceView(APIView):
-    permission_classes = [AllowAny]
-    throttle_classes = [ReadThrottle]
-    #: Where a provider's message without a field goes (e.g. "Invalid OTP." -> "otp").
-    provider_field: str | None = None
-    if AutoSchema is not None:
-        schema = AutoSchema()
+class InvoiceView(PayerView):
+    """An endpoint of one invoice, named by the URL's public token."""
+
+    response_serializer: type[BaseSerializer] | None = InvoiceSerializer
 
     def invoice(self) -> Invoice:
         return invoice_for(self.request, self.kwargs["token"])
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, InvoicePayError):
-            return error_response(exc, field=self.provider_field)
-        return super().handle_exception(exc)
-
-    def answer(self, invoice: Invoice, *, code: int = status.HTTP_200_OK, **extra: Any) -> Response:
-        return Response({**InvoiceSerializer(invoice).data, **extra}, status=code)
-
-    def valid(self, serializer_class: type[BaseSerializer]) -> Any:
-        """The request's data, validated by `serializer_class` (a 400 when it is not valid)."""
-        serializer = serializer_class(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
 
 
 class InvoiceDetail(InvoiceView):
     """The invoice as the payer sees it. `?refresh=1` syncs with the provider first."""
 
-    serializer_class = InvoiceSerializer
-
+    @documented(InvoiceSerializer, errors=(404, 429), summary="The invoice as the payer sees it",
+                query=[("refresh", "1 or true: sync with the provider first (what is known, if that fails).")])
     def get(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         if request.query_params.get("refresh") in {"1", "true"}:  # show what we know if that fails
@@ -78,59 +48,83 @@ class InvoiceDetail(InvoiceView):
 
 
 class ProcessorList(InvoiceView):
-    serializer_class = ProcessorSerializer
+    """The payment processors the provider offers for this invoice."""
+
+    response_serializer = ProcessorListSerializer
+
+    @documented(ProcessorListSerializer, errors=PROVIDER_ERRORS, summary="The ways the payer may pay")
     def get(self, request: Request, token: str) -> Response:
-        return Response({"results": payments.payment_processors(self.invoice())})
+        return self.answer({"results": payments.payment_processors(self.invoice())})
 
 
 class ProcessorChoice(InvoiceView):
+    """Sets the primary payment processor at the provider; answers with the invoice and its new quote."""
+
     throttle_classes = [PayerThrottle]
     provider_field = "processor"
     serializer_class = ProcessorChoiceSerializer
 
+    @documented(InvoiceSerializer, errors=POST_ERRORS, request=ProcessorChoiceSerializer,
+                example={"processor": "native"}, summary="Choose how to pay")
     def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
-        data = self.valid(ProcessorChoiceSerializer)
+        data = self.valid()
         return self.answer(payments.choose_processor(invoice, data["processor"]))
 
 
 class Payer(InvoiceView):
+    """OTP payment, step 1: the payer's wallet email and mobile number (E.164); the provider sends an SMS."""
+
     throttle_classes = [PayerThrottle]
     serializer_class = PayerSerializer
+    response_serializer = InvoiceMessageSerializer
 
+    @documented(InvoiceMessageSerializer, errors=POST_ERRORS, request=PayerSerializer,
+                example={"payer_email": "ann@example.com", "payer_mobile_number": "+27 82 123 4567"},
+                summary="The payer's wallet email and mobile number: the provider sends an SMS code")
     def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
-        data = self.valid(PayerSerializer)
+        data = self.valid()
         invoice = payments.set_payer(invoice, email=data["payer_email"], mobile_number=data["payer_mobile_number"])
         return self.answer(invoice, detail=_("We sent a code by SMS to the mobile number on your wallet."))
 
 
 class Otp(InvoiceView):
+    """OTP payment, step 2: the code (4 to 8 digits, checked before any provider call)."""
+
     throttle_classes = [OtpClientThrottle, OtpInvoiceThrottle]
     provider_field = "otp"
     serializer_class = OtpSerializer
+    response_serializer = InvoiceMessageSerializer
 
+    @documented(InvoiceMessageSerializer, errors=POST_ERRORS, request=OtpSerializer,
+                example={"otp": "401703"}, summary="Pay with the SMS code")
     def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
-        data = self.valid(OtpSerializer)  # the code's format is checked before any provider call
+        data = self.valid()  # the code's format is checked before any provider call
         return self.answer(payments.submit_otp(invoice, data["otp"]), detail=_("Payment accepted."))
 
 
 class OtpResend(InvoiceView):
-    throttle_classes = [PayerThrottle]
-    serializer_class = MessageSerializer
+    """OTP payment: a new SMS code."""
 
+    throttle_classes = [PayerThrottle]
+    response_serializer = MessageSerializer
+
+    @documented(MessageSerializer, errors=POST_ERRORS, summary="Send a new SMS code")
     def post(self, request: Request, token: str) -> Response:
         payments.resend_otp(self.invoice())
-        return Response({"detail": _("A new code is on its way.")})
+        return self.answer({"detail": _("A new code is on its way.")})
 
 
 class Renew(InvoiceView):
     """An expired invoice's renewal (created once): answers 201 with the new invoice and its token."""
 
     throttle_classes = [PayerThrottle]
-    serializer_class = InvoiceSerializer
+    response_serializer = InvoiceMessageSerializer
 
+    @documented(InvoiceMessageSerializer, codes=(status.HTTP_201_CREATED, status.HTTP_200_OK), errors=POST_ERRORS,
+                summary="Replace an expired invoice (201; 200 with the same invoice afterwards)")
     def post(self, request: Request, token: str) -> Response:
         old = self.invoice()
         already = getattr(old, "renewed_by", None)

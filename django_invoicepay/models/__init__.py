@@ -1,3 +1,4 @@
+from ..statuses import InvoiceStatus
 from .holds import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange
 from .invoices import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
 from .polling import PollSchedule
@@ -10,6 +11,7 @@ __all__ = [
     "HoldConsent",
     "HoldStatusChange",
     "Invoice",
+    "InvoiceStatus",
     "InvoiceStatusChange",
     "InvoiceTransaction",
     "PollSchedule",

@@ -11,13 +11,27 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..money import Money
 from .invoices import new_public_token
+from .money import MinorUnits
+from .order_link import OrderQuerySet
 from .otp import OtpGuarded
 from .transitions import Transition
 
 
-class HoldConsent(OtpGuarded):
+class _OnePipeMoney(MinorUnits):
+    """OnePipe's amounts: naira unless the row says otherwise."""
+
+    currency_code = models.CharField(_("currency"), max_length=16, default="NGN")
+
+    class Meta:
+        abstract = True
+
+
+class HoldConsentQuerySet(OrderQuerySet["HoldConsent"]):
+    """`HoldConsent.objects.for_order(order)`, as for invoices."""
+
+
+class HoldConsent(_OnePipeMoney, OtpGuarded):
     class Status(models.TextChoices):
         REQUESTED = "requested", _("requested")
         WAITING_FOR_OTP = "waiting_for_otp", _("waiting for the OTP")
@@ -43,14 +57,14 @@ class HoldConsent(OtpGuarded):
     prompt = models.CharField(_("provider's prompt"), max_length=255, blank=True)
     transaction_ref = models.CharField(_("transaction ref"), max_length=64, unique=True)
     amount = models.BigIntegerField(_("consent amount (minor units)"))
-    currency_code = models.CharField(_("currency"), max_length=16, default="NGN")
-    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
     token_sealed = models.TextField(_("provider token (encrypted)"), blank=True, editable=False)
     token_expires_at = models.DateTimeField(_("consent expires at"), null=True, blank=True)
     error = models.CharField(_("last error"), max_length=255, blank=True)
     raw = models.JSONField(_("provider answers (secrets removed)"), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = HoldConsentQuerySet.as_manager()
 
     class Meta:
         ordering = ("-created_at", "-pk")
@@ -71,7 +85,7 @@ class HoldConsent(OtpGuarded):
                 and (self.token_expires_at is None or self.token_expires_at > timezone.now()))
 
 
-class Hold(models.Model):
+class Hold(_OnePipeMoney):
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")  # asked for; the provider's answer is not known yet
         PLACED = "placed", _("placed")
@@ -81,8 +95,6 @@ class Hold(models.Model):
 
     consent = models.ForeignKey(HoldConsent, on_delete=models.PROTECT, related_name="holds")
     amount = models.BigIntegerField(_("amount (minor units)"))
-    currency_code = models.CharField(_("currency"), max_length=16, default="NGN")
-    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
     transaction_ref = models.CharField(_("transaction ref"), max_length=64, unique=True)
     description = models.CharField(_("description"), max_length=255, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -104,10 +116,6 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.money} hold ({self.status})"
-
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency_code, self.currency_divisibility)
 
     @property
     def is_final(self) -> bool:

@@ -17,6 +17,9 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from ..money import Money
+from ..statuses import InvoiceStatus
+from .money import MinorUnits
+from .order_link import OrderQuerySet
 from .otp import OtpGuarded
 from .transitions import Transition
 
@@ -24,8 +27,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from .refunds import Refund
-
-FINAL_STATUSES = frozenset({"paid", "complete", "overpaid", "late", "cancelled", "expired", "failed"})
 
 
 def new_public_token() -> str:
@@ -39,14 +40,10 @@ def new_public_token() -> str:
     return token
 
 
-class InvoiceQuerySet(models.QuerySet["Invoice"]):
-    def for_order(self, order: models.Model) -> InvoiceQuerySet:
-        content_type = ContentType.objects.get_for_model(order)
-        return self.filter(content_type=content_type, object_id=str(order.pk))
-
+class InvoiceQuerySet(OrderQuerySet["Invoice"]):
     def open(self) -> InvoiceQuerySet:
         """Invoices whose status can still change (the provider's 404s aside: see `missing_since`)."""
-        return self.exclude(status__in=FINAL_STATUSES)
+        return self.exclude(status__in=InvoiceStatus.FINAL)
 
 
 # A module-level name for the generated base, so that django-stubs can type the manager's queryset methods.
@@ -83,14 +80,15 @@ class InvoiceManager(_InvoiceManagerBase):
         )
 
 
-class Invoice(OtpGuarded):
+class Invoice(MinorUnits, OtpGuarded):
+    amount_field = "request_amount"
+
     remote_id = models.CharField(_("remote id"), max_length=64, unique=True)
     reference = models.CharField(_("reference"), max_length=128, blank=True)
     request_reference = models.CharField(_("order reference"), max_length=128, blank=True, db_index=True)
-    status = models.CharField(_("status"), max_length=32, db_index=True)
+    #: An `InvoiceStatus` value, or one the provider sent that this app does not know, stored as it is.
+    status = models.CharField(_("status"), max_length=32, db_index=True, choices=InvoiceStatus.choices)
     request_amount = models.BigIntegerField(_("amount (minor units)"))
-    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
-    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
     remote_user_id = models.CharField(_("business user id"), max_length=64, blank=True)
     primary_processor = models.CharField(_("primary payment processor"), max_length=100, blank=True)
     payer_email = models.CharField(_("payer email"), max_length=254, blank=True)
@@ -141,11 +139,22 @@ class Invoice(OtpGuarded):
 
     @property
     def amount(self) -> Money:
-        return Money(self.request_amount, self.currency_code, self.currency_divisibility)
+        return self.money
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        """The status will not change any more (`InvoiceStatus.FINAL`)."""
+        return self.status in InvoiceStatus.FINAL
+
+    @property
+    def is_paid(self) -> bool:
+        """The whole amount arrived, late or in excess included (`InvoiceStatus.PAID_IN_FULL`)."""
+        return self.status in InvoiceStatus.PAID_IN_FULL
+
+    @property
+    def is_awaiting_payment(self) -> bool:
+        """A way to pay is chosen and (the rest of) the money is awaited (`InvoiceStatus.AWAITING_PAYMENT`)."""
+        return self.status in InvoiceStatus.AWAITING_PAYMENT
 
     @cached_property
     def _quotes(self) -> list[Quote]:
@@ -184,9 +193,7 @@ class Invoice(OtpGuarded):
     def in_quote_currency(self, minor: int) -> Money:
         """`minor` units of the primary quote's currency (the invoice's when no quote is chosen)."""
         quote = self.primary_quote
-        if quote is None:
-            return Money(minor, self.currency_code, self.currency_divisibility)
-        return quote.as_money(minor)
+        return (quote or self).as_money(minor)
 
     @property
     def outstanding_money(self) -> Money:
@@ -199,8 +206,8 @@ class Invoice(OtpGuarded):
     def scan_to_pay_uri(self, name: str | None = None) -> str | None:
         """The wallet URI for Scan to Pay, or None when there is no native quote in processing.
 
-        The request currency's code (per the seed) with the native quote's amount and
-        divisibility; `name` defaults to INVOICEPAY["REHIVE"]["QR_NAME"].
+        The request currency's code with the native quote's amount and divisibility
+        (docs/reference/wire-format.md#scan-to-pay-uri); `name` defaults to INVOICEPAY["REHIVE"]["QR_NAME"].
         """
         from ..conf import invoicepay_settings
         from ..rehive.scan_to_pay import scan_to_pay_uri
@@ -260,7 +267,7 @@ class Invoice(OtpGuarded):
         self.__dict__.pop("_quotes", None)
 
 
-class Quote(models.Model):
+class Quote(MinorUnits):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="quotes")
     remote_id = models.BigIntegerField(_("remote id"))
     reference = models.CharField(_("reference"), max_length=255, blank=True)
@@ -271,8 +278,6 @@ class Quote(models.Model):
     processor_native = models.BooleanField(_("native processor"), default=False)
     processor_subtype = models.CharField(_("processor subtype"), max_length=100, blank=True)
     deposit_details = models.JSONField(_("deposit details"), default=dict, blank=True)
-    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
-    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
     amount = models.BigIntegerField(_("amount (minor units)"), default=0)
     total_paid = models.BigIntegerField(_("total paid (minor units)"), default=0)
     total_pending = models.BigIntegerField(_("total pending (minor units)"), default=0)
@@ -291,15 +296,8 @@ class Quote(models.Model):
     def __str__(self) -> str:
         return f"{self.processor} quote {self.remote_id} ({self.status})"
 
-    def as_money(self, minor: int) -> Money:
-        return Money(minor, self.currency_code, self.currency_divisibility)
 
-    @property
-    def money(self) -> Money:
-        return self.as_money(self.amount)
-
-
-class InvoiceTransaction(models.Model):
+class InvoiceTransaction(MinorUnits):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="transactions")
     code = models.CharField(_("transaction code"), max_length=64)
     quote_remote_id = models.BigIntegerField(_("quote remote id"), null=True, blank=True)
@@ -310,8 +308,6 @@ class InvoiceTransaction(models.Model):
     amount = models.BigIntegerField(_("amount (minor units)"), default=0)
     fee = models.BigIntegerField(_("fee (minor units)"), default=0)
     total_amount = models.BigIntegerField(_("total (minor units)"), default=0)
-    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
-    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
     service = models.CharField(_("processor service"), max_length=64, blank=True)
     confirmations = models.PositiveIntegerField(_("confirmations"), null=True, blank=True)
     tx_hash = models.CharField(_("transaction hash"), max_length=255, blank=True)
@@ -333,10 +329,6 @@ class InvoiceTransaction(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == "pending"
-
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency_code, self.currency_divisibility)
 
 
 class InvoiceStatusChange(Transition):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..money import Money
 from .invoices import Invoice
+from .money import MinorUnits
 
 
-class Refund(models.Model):
+class Refund(MinorUnits):
     class Reason(models.TextChoices):
         OVERPAYMENT = "overpayment", _("overpayment")
         OTHER = "other", _("other")
@@ -27,8 +27,6 @@ class Refund(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="refunds")
     reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
     amount = models.BigIntegerField(_("amount (minor units)"))
-    currency_code = models.CharField(_("currency"), max_length=16, blank=True)
-    currency_divisibility = models.PositiveSmallIntegerField(_("divisibility"), default=2)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.REQUESTED)
     idempotency_key = models.CharField(max_length=64, unique=True, editable=False)
     remote_id = models.CharField(_("remote id"), max_length=64, blank=True)
@@ -44,7 +42,3 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.money} {self.reason} refund ({self.status})"
-
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency_code, self.currency_divisibility)

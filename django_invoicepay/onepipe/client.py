@@ -3,7 +3,7 @@
 Every call carries a new `request_ref`, `Authorization: Bearer <api key>` and the MD5
 `Signature`; a transaction keeps its `transaction_ref` across calls. Answers become
 `OnePipeResult`s; a `Successful` whose `data.error` is set is a failure (OnePipe's own plugin
-treats it so).
+treats it so). Wire facts: docs/reference/wire-format.md#onepipe-endpoints and the sections after it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from ..errors import ProviderBadResponse, error_for_status
-from ..http import HttpTransport
+from ..http import HttpTransport, with_trailing_slash
 from ..masking import Redacted
 from .secure import signature
 
@@ -39,7 +39,10 @@ def _dict(value: object) -> dict[str, Any]:
 
 
 def parse_expiry(value: Any) -> datetime | None:
-    """OnePipe writes expiries as yyyy-MM-dd-hh-mm-ss (UTC assumed [inferred])."""
+    """OnePipe writes expiries as yyyy-MM-dd-hh-mm-ss.
+
+    UTC is inferred: docs/reference/wire-format.md#onepipe-expiry-format.
+    """
     if not value or not isinstance(value, str):
         return None
     try:
@@ -75,7 +78,7 @@ class OnePipeResult:
     @property
     def undecided(self) -> bool:
         """OnePipe's codes 09 (in progress) and 97 (timeout): the transaction's fate is not known yet, so a
-        later transact/query decides (docs/reference: "09 in progress, 97 timeout")."""
+        later transact/query decides (docs/reference/wire-format.md#onepipe-response-codes)."""
         return self.code in UNDECIDED_CODES
 
     @property
@@ -98,6 +101,7 @@ class OnePipeResult:
         return cls(
             status=body["status"],
             message=str(body.get("message") or ""),
+            # "00" and "T0" mark no error (inferred: docs/reference/wire-format.md#onepipe-response-codes).
             code=code if code not in {"00", "T0"} else "",
             provider_response=_dict(data.get("provider_response")),
             error_message=error_message,
@@ -111,7 +115,7 @@ class OnePipeClient:
         self.transport = transport
         self.api_key = Redacted(api_key)
         self.client_secret = Redacted(client_secret)
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.base_url = with_trailing_slash(base_url)
         self.mock_mode = mock_mode
         self.auth_provider = auth_provider
 
@@ -158,7 +162,7 @@ class OnePipeClient:
         return self._post("transact/query", body, idempotent=True)
 
     def reverse(self, *, request_type: str, transaction_ref: str) -> OnePipeResult:
-        # Body by analogy with query [inferred: the docs give the flow, not the body].
+        # Inferred, by analogy with query: docs/reference/wire-format.md#onepipe-reverse-body
         body = {"request_type": request_type, "transaction": {"transaction_ref": transaction_ref}}
         return self._post("transact/reverse", body)
 

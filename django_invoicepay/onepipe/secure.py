@@ -1,11 +1,14 @@
-"""The `secure` field and the `Signature` header, exactly as OnePipe documents them.
+"""The `secure` field and the `Signature` header, exactly as OnePipe documents them
+(docs/reference/wire-format.md#onepipe-secure-field; to check them:
+docs/reference/wire-format.md#onepipe-test-vector).
 
 - key material: MD5 of the client secret encoded as UTF-16LE (16 bytes); the 3DES key is those
   16 bytes followed by their first 8 (K1|K2|K1);
 - TripleDES, CBC, IV of 8 zero bytes, PKCS#5/7 padding, base64 output;
 - the plaintext's encoding is not documented: the Java and C# samples use UTF-16LE, the Node and
-  PHP ones UTF-8. It is a setting (ONEPIPE["SECURE_ENCODING"], default UTF-16LE) [inferred].
-- Signature: lowercase hex MD5 of "<request_ref>;<client_secret>".
+  PHP ones UTF-8. It is a setting (ONEPIPE["SECURE_ENCODING"], default UTF-16LE); inferred:
+  docs/reference/wire-format.md#onepipe-secure-encoding.
+- Signature: lowercase hex MD5 of "<request_ref>;<client_secret>" (docs/reference/wire-format.md#onepipe-signature).
 MD5 and 3DES are OnePipe's choices, not ours; nothing here is used for anything else.
 """
 

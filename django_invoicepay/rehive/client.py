@@ -3,7 +3,8 @@
 Both services take `Authorization: Token <key>` and answer in the envelope
 `{"status": "success", "data": ...}` or `{"status": "error", "message": ..., "data": {field: [...]}}`.
 Errors become the typed exceptions of `django_invoicepay.errors`, carrying the
-provider's message (meant for the payer) and the HTTP status.
+provider's message (meant for the payer) and the HTTP status. Wire facts:
+docs/reference/wire-format.md#rehive-services-and-base-urls and the sections after it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import requests
 from django.utils.translation import gettext_lazy
 
 from ..errors import ProviderBadResponse, error_for_status
-from ..http import HttpTransport
+from ..http import HttpTransport, with_trailing_slash
 from ..masking import Redacted
 from .payloads import PROVIDER, InvoiceData, TransactionData, list_results
 
@@ -33,10 +34,6 @@ DEFAULT_MESSAGES = {  # when the provider gave no message of its own
     403: gettext_lazy("Permission denied."),
     404: gettext_lazy("Not found."),
 }
-
-
-def _base(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
 
 
 def _segment(value: str) -> str:
@@ -99,8 +96,8 @@ class RehiveClient:
         self.transport = transport
         self.api_key = Redacted(api_key)
         self.business_id = business_id
-        self.business_url = _base(business_url)
-        self.payment_requests_url = _base(payment_requests_url)
+        self.business_url = with_trailing_slash(business_url)
+        self.payment_requests_url = with_trailing_slash(payment_requests_url)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -190,9 +187,6 @@ class RehiveClient:
 
     # -- payment-requests service (payer-facing) ----------------------------------------------
 
-    def get_request(self, request_id: str) -> InvoiceData:
-        return InvoiceData.parse(self._call("GET", self._request_url(request_id)))
-
     def update_request(self, request_id: str, fields: dict) -> InvoiceData:
         return InvoiceData.parse(self._call("PATCH", self._request_url(request_id), json_body=fields))
 
@@ -205,6 +199,3 @@ class RehiveClient:
 
     def payment_processors(self, request_id: str) -> list[dict]:
         return list(self._iterate(self._request_url(request_id, "payment_processors/")))
-
-    def request_transactions(self, request_id: str) -> list[dict]:
-        return list(self._iterate(self._request_url(request_id, "transactions/")))

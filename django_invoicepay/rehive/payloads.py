@@ -1,11 +1,14 @@
 """Rehive payloads normalised into typed, model-free data.
 
-Every variant the documents disagree on is resolved here and only here:
-- list answers come paginated (`data.results`) or as a plain list (`data`, older);
-- the transaction code is `rehive_code` (API) or `transaction_code` (Plue seed 003);
-- the processor subtype is `rehive_subtype` (schema) or `subtype` (seed 000);
-- statuses arrive lower case from the API and capitalised in the seeds;
-- `confirmations` is a string; timestamps are epoch milliseconds.
+Every variant the provider's documents disagree on is resolved here and only here:
+- list answers come paginated (`data.results`) or as a plain list (`data`, older):
+  docs/reference/wire-format.md#rehive-pagination;
+- the transaction code is `rehive_code` or `transaction_code` (Plue):
+  docs/reference/wire-format.md#rehive-transaction-code;
+- the processor subtype is `rehive_subtype` or `subtype`: docs/reference/wire-format.md#rehive-processor-subtype;
+- statuses arrive lower case, capitalised in older documents: docs/reference/wire-format.md#rehive-invoice-statuses;
+- `confirmations` is a string (docs/reference/wire-format.md#rehive-transactions); timestamps are epoch
+  milliseconds (docs/reference/wire-format.md#rehive-timestamps).
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ class ProcessorData:
         if isinstance(value, str):  # an unexpanded reference
             return cls(unique_string_name=value, name=value, type="", native=value == "native", subtype="")
         data = as_dict(value)
-        # The schema says `rehive_subtype`; seed 000 says `subtype`.
+        # `rehive_subtype`, or `subtype` in older documents: docs/reference/wire-format.md#rehive-processor-subtype
         subtype = data.get("rehive_subtype") or data.get("subtype") or ""
         return cls(
             unique_string_name=as_str(data.get("unique_string_name")),
@@ -261,7 +264,7 @@ class TransactionData:
     def parse(cls, value: Any) -> TransactionData:
         data = as_dict(value)
         details = as_dict(data.get("details"))
-        # `rehive_code` (API, seeds 001/002) or `transaction_code` (Plue, seed 003).
+        # `rehive_code`, or `transaction_code` (Plue): docs/reference/wire-format.md#rehive-transaction-code
         code = data.get("rehive_code") or data.get("transaction_code") or details.get("id")
         if not code:
             raise bad("a transaction has no code")

@@ -1,4 +1,4 @@
-"""The Scan to Pay URI a Rehive wallet reads from a QR code (seed 000, reference "Scan to Pay QR").
+"""The Scan to Pay URI a Rehive wallet reads from a QR code (docs/reference/wire-format.md#scan-to-pay-uri).
 
     rehive:<USER_ID>?currency=<CODE>&amount=<AMOUNT>&qr_id=<REFERENCE>&name=<NAME>(&subtype=<SUBTYPE>)
 

@@ -95,13 +95,9 @@ def onepipe_adapter(config: OnePipeConfig) -> SandboxAdapter:
 
 def onepipe_notification(transaction_ref: str) -> dict:
     """The transaction notification OnePipe would send for this transaction (to POST to the app)."""
-    from ..providers import OnePipeConfig
-    from .onepipe import OnePipeSandbox
+    from .onepipe import notification
 
-    config = OnePipeConfig.from_settings()
-    simulator = OnePipeSandbox(api_key=config.api_key, client_secret=config.client_secret,
-                               encoding=config.encoding)
-    return simulator.notification(transaction_ref)
+    return notification(transaction_ref)
 
 
 def rehive_adapter(config: RehiveConfig) -> SandboxAdapter:

@@ -71,6 +71,29 @@ def expire_hold(transaction_ref: str, *, state: SandboxState | None = None) -> d
         return dict(record)
 
 
+def notification(transaction_ref: str, *, state: SandboxState | None = None, app_code: str = "sandbox") -> dict:
+    """The transaction notification OnePipe would POST to the app for this transaction (it needs no
+    credentials: OnePipe does not sign its notifications, docs/webhooks.md#onepipe)."""
+    state = state or get_state()
+    with state.transaction() as data:
+        record = data["onepipe"]["transactions"][transaction_ref]
+    customer = record.get("customer") or {}
+    return {
+        "request_ref": secrets.token_hex(8), "request_type": "transaction_notification", "requester": "Sandbox",
+        "mock_mode": "inspect",
+        "details": {"amount": record["amount"], "transaction_type": "hold_funds",
+                    "transaction_ref": transaction_ref, "transaction_desc": "", "status": record["status"],
+                    "provider": "Sandbox", "customer_ref": customer.get("customer_ref", ""),
+                    "customer_email": customer.get("email", ""),
+                    "customer_firstname": customer.get("firstname", ""),
+                    "customer_surname": customer.get("surname", ""),
+                    "customer_mobile_no": customer.get("mobile_no", ""),
+                    "data": {}, "meta": {"event_type": "hold", "payment_id": secrets.token_hex(6),
+                                         "signature_hash": ""}},
+        "app_info": {"app_code": app_code},
+    }
+
+
 class OnePipeSandbox:
     def __init__(self, state: SandboxState | None = None, *, api_key: str, client_secret: str,
                  encoding: str) -> None:
@@ -240,21 +263,4 @@ class OnePipeSandbox:
             "options": ["bank.account", "wallet", "card"], "settlement_model": "Amount"})
 
     def notification(self, transaction_ref: str, *, app_code: str = "sandbox") -> dict:
-        """The transaction notification OnePipe would POST to the app for this transaction."""
-        with self.state.transaction():
-            record = self.data["transactions"][transaction_ref]
-        customer = record.get("customer") or {}
-        return {
-            "request_ref": secrets.token_hex(8), "request_type": "transaction_notification", "requester": "Sandbox",
-            "mock_mode": "inspect",
-            "details": {"amount": record["amount"], "transaction_type": "hold_funds",
-                        "transaction_ref": transaction_ref, "transaction_desc": "", "status": record["status"],
-                        "provider": "Sandbox", "customer_ref": customer.get("customer_ref", ""),
-                        "customer_email": customer.get("email", ""),
-                        "customer_firstname": customer.get("firstname", ""),
-                        "customer_surname": customer.get("surname", ""),
-                        "customer_mobile_no": customer.get("mobile_no", ""),
-                        "data": {}, "meta": {"event_type": "hold", "payment_id": secrets.token_hex(6),
-                                             "signature_hash": ""}},
-            "app_info": {"app_code": app_code},
-        }
+        return notification(transaction_ref, state=self.state, app_code=app_code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from ..statuses import InvoiceStatus
 from .processors import (
     CONFIRMATIONS_REQUIRED,
     FINAL_INVOICE_STATUSES,
@@ -59,7 +60,7 @@ def choose_processor(invoice_id: str, processor: str, *, state: SandboxState | N
             invoice["payment_processor_quotes"].append(
                 make_quote(state.next_quote_id(), invoice, processor, now)
             )
-        if invoice["status"] in {"draft", "initiated"}:
+        if invoice["status"] in InvoiceStatus.NEW:
             invoice["status"] = "processing"
         invoice["updated"] = now
         return invoice

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..statuses import InvoiceStatus
+
 BUSINESS_CURRENCY = {"code": "USD", "divisibility": 2, "symbol": "$", "unit": "dollar"}
 BTC = {"code": "BTC", "divisibility": 8, "symbol": "₿", "unit": "bitcoin"}
 # 1 BTC = 50,000.00 in the business currency: an integer rate, so quotes never round through floats.
@@ -49,7 +51,7 @@ PROCESSORS: dict[str, dict[str, Any]] = {
 }
 
 OPEN_QUOTE_STATUSES = {"pending", "processing", "underpaid"}
-FINAL_INVOICE_STATUSES = {"paid", "complete", "overpaid", "cancelled", "expired", "failed", "late"}
+FINAL_INVOICE_STATUSES = InvoiceStatus.FINAL
 
 
 def _digest(*parts: str) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from ..statuses import InvoiceStatus
 from .payer import SandboxActionError, choose_processor, pay
 from .processors import BUSINESS_CURRENCY, FINAL_INVOICE_STATUSES, PROCESSORS
 from .state import SandboxState, get_state
@@ -23,6 +25,8 @@ from .state import SandboxState, get_state
 # The OTP the sandbox accepts for every OTP payment; any other code is refused.
 SANDBOX_OTP = "401703"
 BUSINESS_USER_ID = "6a1a4bd6-5c1b-4bd1-8e0a-0b6f1d0f9d2e"
+# How long Rehive remembers an Idempotency-Key; after that the same key creates anew.
+IDEMPOTENCY_KEY_LIFETIME_MS = 24 * 60 * 60 * 1000
 
 REQUEST_FIELDS = {
     "payer_email", "payer_mobile_number", "primary_payment_processor",
@@ -65,6 +69,17 @@ def _detached(body: Any) -> Any:
     """The answer as JSON would carry it: a copy that later changes to the simulated objects never reach
     (and that outlives the transaction it was read in)."""
     return body if isinstance(body, bytes) else json.loads(json.dumps(body))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _remembered(entry: list | None) -> SandboxResponse | None:
+    """The first answer to an Idempotency-Key, while the key lives (entries of older stores carry no time)."""
+    if entry is None or (len(entry) > 2 and _now_ms() - entry[2] >= IDEMPOTENCY_KEY_LIFETIME_MS):
+        return None
+    return SandboxResponse(entry[0], entry[1])
 
 
 class Rejected(Exception):
@@ -119,15 +134,15 @@ class RehiveSandbox:
             # One transaction per request: the handler reads, changes and writes the objects it
             # needs while no other process can (a rejected request changes nothing).
             with self.state.transaction() as data:
-                if key and key in data["idempotency"]:
-                    status, stored = data["idempotency"][key]
-                    return SandboxResponse(status, stored)
+                replay = _remembered(data["idempotency"].get(key)) if key else None
+                if replay is not None:
+                    return replay
                 response = handler(
                     method, payload=payload, query=parse_qs(query), base_url=base_url, **match.groupdict()
                 )
                 response = SandboxResponse(response.status, _detached(response.body), response.headers)
                 if key and response.status < 500:
-                    data["idempotency"][key] = [response.status, _detached(response.body)]
+                    data["idempotency"][key] = [response.status, _detached(response.body), _now_ms()]
                 return response
         except Rejected as rejected:
             return rejected.response
@@ -229,7 +244,7 @@ class RehiveSandbox:
         missing = [name for name in ("request_amount", "status") if name not in payload]
         if missing:
             raise Rejected(error(400, "This field is required.", {n: ["This field is required."] for n in missing}))
-        if payload["status"] not in {"draft", "initiated"}:
+        if payload["status"] not in InvoiceStatus.NEW:
             raise field_error("status", "New invoices must be draft or initiated.")
         self._check_fields(payload)
         now = self.state.now_ms()
@@ -270,9 +285,9 @@ class RehiveSandbox:
         self._check_fields(payload)
         status = payload.get("status")
         if status is not None and status != invoice["status"]:
-            if status != "cancelled":
+            if status != InvoiceStatus.CANCELLED:
                 raise field_error("status", "Only a cancellation can be requested.")
-            if invoice["status"] in FINAL_INVOICE_STATUSES or invoice["status"] == "underpaid":
+            if invoice["status"] in FINAL_INVOICE_STATUSES or invoice["status"] == InvoiceStatus.UNDERPAID:
                 raise field_error("status", f"A {invoice['status']} invoice cannot be cancelled.")
         if "request_amount" in payload and invoice["payment_processor_quotes"]:
             raise field_error("request_amount", "The amount cannot change once a payment method was chosen.")
@@ -288,7 +303,7 @@ class RehiveSandbox:
 
     def refunds(self, method: str, *, payload: dict, query: dict, base_url: str, iid: str, bid: str,
                 **_: Any) -> SandboxResponse:
-        # Refund shape [I]: the public schema names the endpoint, not its body.
+        # Inferred, as the client sends it: docs/reference/wire-format.md#refund-body
         invoice = self._get(iid)
         if method == "GET":
             refunds = self.state.data["refunds"].get(iid, [])

@@ -22,7 +22,7 @@ from ..conf import invoicepay_settings
 from ..deposit import deposit_for
 from ..models import Invoice
 from ..qr import qr_svg
-from ..statuses import LABELS as STATUS_LABELS
+from ..statuses import InvoiceStatus
 from ..statuses import label as status_label
 
 register = template.Library()
@@ -99,7 +99,7 @@ def live_attrs(
 
 def _renewal(invoice: Invoice, pay_url: str | None) -> dict[str, Any]:
     """The invoice that replaced this expired one, and its page (only an expired invoice is looked up)."""
-    renewed = getattr(invoice, "renewed_by", None) if invoice.status == "expired" else None
+    renewed = getattr(invoice, "renewed_by", None) if invoice.status == InvoiceStatus.EXPIRED else None
     token = renewed.public_token if renewed is not None else ""
     return {"renewed": token, "renewed_url": page_url(pay_url, token) if token else None}
 
@@ -140,6 +140,7 @@ def invoicepay_qr(
     common = {
         "invoice": invoice if is_invoice else None,
         "token": invoice.public_token if is_invoice else "",
+        "statuses": InvoiceStatus,
         "live_attrs": live_attrs(context, invoice, pay_url=pay_url, interval=interval, refresh=refresh),
         **(_renewal(invoice, pay_url) if is_invoice else {}),
     }
@@ -187,6 +188,7 @@ def invoicepay_deposit(
         "invoice": invoice,
         "deposit": deposit_for(invoice),
         "token": invoice.public_token,
+        "statuses": InvoiceStatus,
         "auto_refund": invoicepay_settings.AUTO_REFUND_OVERPAYMENT,
         "live_attrs": live_attrs(context, invoice, pay_url=pay_url, interval=interval, refresh=refresh),
         **_renewal(invoice, pay_url),
@@ -201,5 +203,6 @@ def invoicepay_scripts() -> dict[str, Any]:
     return {
         "auto_refund": invoicepay_settings.AUTO_REFUND_OVERPAYMENT,
         "confirmation_counts": CONFIRMATION_COUNTS,
-        "status_labels": [(status, str(word)) for status, word in STATUS_LABELS.items()],
+        "statuses": InvoiceStatus,
+        "status_labels": [(status, str(word)) for status, word in InvoiceStatus.choices],
     }

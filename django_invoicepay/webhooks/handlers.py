@@ -92,7 +92,8 @@ def rehive_act(delivery: WebhookDelivery) -> Outcome:
 
 
 def onepipe_authentic(request: HttpRequest) -> bool:
-    """OnePipe documents no signature for its notifications (docs/webhooks.md#onepipe): each one is only a
+    """OnePipe documents no signature for its notifications (docs/webhooks.md#onepipe; inferred:
+    docs/reference/wire-format.md#onepipe-notification-authentication): each one is only a
     hint, confirmed with transact/query before anything changes. The shop may add a token to the URL it
     registers (ONEPIPE WEBHOOK_TOKEN) and/or accept only OnePipe's addresses (WEBHOOK_ALLOWED_IPS)."""
     onepipe = invoicepay_settings.ONEPIPE

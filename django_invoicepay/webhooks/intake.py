@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,6 +238,9 @@ class Intake:
 
     handler: Handler
     request: HttpRequest
+    #: Hands a stored delivery to a worker and says True, or says False when there is no queue (then this
+    #: request processes it). The view passes `tasks.enqueue_webhook`; the intake knows no task framework.
+    enqueue: Callable[[int], bool] | None = None
     delivery: WebhookDelivery | None = None
     claimed: bool = False  # this request holds the delivery's processing lease
 
@@ -259,8 +262,6 @@ class Intake:
         return self.claimed
 
     def _run(self) -> JsonResponse:
-        from ..tasks import enqueue_webhook, queueing
-
         handler, request = self.handler, self.request
         if handler.throttled:
             throttle = WebhookThrottle()
@@ -286,9 +287,8 @@ class Intake:
             if new:  # ignored as it arrived: it names nothing of this shop
                 return answer(handler, 200, handler.done(delivery.status))
             return answer(handler, 200, "duplicate", duplicate=True)
-        if queueing():  # the provider gets its answer at once; a worker processes (and a repeat re-queues)
-            enqueue_webhook(delivery.pk)
-            return answer(handler, 202, "queued")
+        if self.enqueue is not None and self.enqueue(delivery.pk):
+            return answer(handler, 202, "queued")  # at once; a worker processes it (and a repeat re-queues)
         waited_until = time.monotonic() + IN_FLIGHT_WAIT
         while not self._claim(delivery):  # another attempt is processing it: usually done in a few milliseconds
             delivery.refresh_from_db(fields=["leased_until", "status"])

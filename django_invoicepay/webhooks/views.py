@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from .. import tasks
 from .handlers import HANDLERS
 from .intake import Intake
 
@@ -26,7 +27,7 @@ def receiver(provider: str) -> Callable[[HttpRequest], HttpResponse]:
     @require_POST
     @transaction.non_atomic_requests
     def receive(request: HttpRequest) -> JsonResponse:
-        return Intake(HANDLERS[provider], request).run()
+        return Intake(HANDLERS[provider], request, enqueue=tasks.enqueue_webhook).run()
 
     receive.__name__ = receive.__qualname__ = provider
     return receive

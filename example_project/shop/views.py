@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import InvalidOperation
 
 from django.contrib import messages
-from django.contrib.contenttypes.models import ContentType
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -93,9 +92,7 @@ def _latest_invoice(order: Order) -> Invoice | None:
 
 
 def _consent(order: Order) -> HoldConsent | None:
-    content_type = ContentType.objects.get_for_model(order)
-    return (HoldConsent.objects.filter(content_type=content_type, object_id=str(order.pk))
-            .prefetch_related("holds").first())
+    return HoldConsent.objects.for_order(order).prefetch_related("holds").first()
 
 
 def order_detail(request, pk: int):

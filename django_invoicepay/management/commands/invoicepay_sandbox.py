@@ -10,13 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_invoicepay.conf import (
-    SANDBOX_API_KEY,
-    SANDBOX_BUSINESS_ID,
-    SANDBOX_ONEPIPE_KEY,
-    SANDBOX_ONEPIPE_SECRET,
-    invoicepay_settings,
-)
+from django_invoicepay.conf import invoicepay_settings
 from django_invoicepay.providers import OnePipeConfig
 from django_invoicepay.sandbox import (
     MEMORY,
@@ -65,13 +59,13 @@ class Command(BaseCommand):
                     data["onepipe_notify_url"] = onepipe_notify_url
         except (OSError, ValueError, sqlite3.Error) as exc:
             raise CommandError(f"The sandbox's store {location} cannot be used: {exc}") from exc
-        api_key = invoicepay_settings.REHIVE.get("API_KEY") or SANDBOX_API_KEY
-        business_id = invoicepay_settings.REHIVE.get("BUSINESS_ID") or SANDBOX_BUSINESS_ID
-        simulator = RehiveSandbox(state, api_key=api_key, business_id=business_id)
-        onepipe = OnePipeConfig.from_settings()
-        onepipe_simulator = OnePipeSandbox(state, api_key=onepipe.api_key or SANDBOX_ONEPIPE_KEY,
-                                           client_secret=onepipe.client_secret or SANDBOX_ONEPIPE_SECRET,
-                                           encoding=onepipe.encoding)
+        s = invoicepay_settings  # the simulator answers, SANDBOX on or not: empty credentials take its values
+        business_id = s.credential("REHIVE", "BUSINESS_ID", sandbox=True)
+        simulator = RehiveSandbox(state, api_key=s.credential("REHIVE", "API_KEY", sandbox=True),
+                                  business_id=business_id)
+        onepipe_simulator = OnePipeSandbox(state, api_key=s.credential("ONEPIPE", "API_KEY", sandbox=True),
+                                           client_secret=s.credential("ONEPIPE", "CLIENT_SECRET", sandbox=True),
+                                           encoding=OnePipeConfig.from_settings().encoding)
         server = make_sandbox_server(simulator, host, port, onepipe=onepipe_simulator)
         base = f"http://{host}:{server.server_port}"
         self.stdout.write(
