@@ -24,7 +24,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from . import holds
 from .admin_inlines import ReadOnlyInlineMixin, ReadOnlyMixin, order_link
 from .errors import InvoicePayError
 from .models import (
@@ -39,6 +38,7 @@ from .models import (
     WebhookDelivery,
 )
 from .models.transitions import Transition
+from .services import holds
 from .webhooks import bodies, intake
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[
 
 
 @admin.action(description=_("Sync from the provider"), permissions=["sync"])
-def sync_invoices(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+def sync_with_provider(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
     _run(modeladmin, request, queryset, lambda i: i.sync(source="admin"), _("Synced: %(count)d"))
 
 
@@ -154,7 +154,7 @@ class InvoiceAdmin(OrderMirrorAdmin):
     search_fields = ("remote_id", "reference", "request_reference", "payer_email")
     hidden = ("raw", "payer_mobile_number", "content_type", "object_id")
     inlines = (QuoteInline, TransactionInline, RefundInline, StatusChangeInline)
-    actions = (sync_invoices, cancel_invoices, refund_overpayments, renew_invoices)
+    actions = (sync_with_provider, cancel_invoices, refund_overpayments, renew_invoices)
 
     @admin.display(description=_("amount"))
     def amount_display(self, obj: Invoice) -> str:

@@ -9,8 +9,13 @@ class InvoicePayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """The app's wiring, all of it here: its system checks and its own signal receivers."""
+        """The app's wiring, all of it here: its system checks, its own signal receivers, and the services
+        behind the models' convenience methods (models/actions.py)."""
         from . import automation, checks
+        from .models.actions import invoice_actions
+        from .services import invoices, refunds, renewals
 
         checks.register_checks()
         automation.connect()
+        invoice_actions.install(create_for=invoices.create_for, sync=invoices.sync, cancel=invoices.cancel,
+                                renew=renewals.renew, refund_overpayment=refunds.refund_overpayment)

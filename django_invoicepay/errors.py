@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .statuses import label as status_label
-
 if TYPE_CHECKING:
     from .models import Invoice
 
@@ -128,7 +126,7 @@ class OpenInvoiceExists(InvoiceStateError):
         super().__init__(
             str(_("This order already has an invoice that can still be paid (%(invoice)s, %(status)s). Let the "
                   "customer pay it, cancel it first, or pass allow_another=True."))
-            % {"invoice": existing.reference or existing.remote_id, "status": status_label(existing.status)})
+            % {"invoice": existing.reference or existing.remote_id, "status": existing.get_status_display()})
 
 
 class OtpLocked(InvoicePayError):

@@ -22,7 +22,7 @@ else:
             DEFAULT_TASK_BACKEND_ALIAS = "default"
 
 from .models import Invoice
-from .polling import sweep
+from .services.polling import sweep
 from .webhooks import intake
 
 
@@ -44,7 +44,7 @@ if task is not None:
     @task
     def sync_invoice(invoice_id: int) -> str:
         """Refresh one invoice now; returns its status."""
-        from .invoices import sync
+        from .services.invoices import sync
 
         return sync(Invoice.objects.get(pk=invoice_id), source="task").status
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from django_invoicepay import sandbox
-from django_invoicepay.providers import rehive_client
+from django_invoicepay.clients import rehive_client
 from django_invoicepay.sandbox import RehiveSandbox, SandboxState
 from django_invoicepay.sandbox.server import make_sandbox_server
 

@@ -18,8 +18,9 @@ from django.contrib.auth.models import Permission
 from django.test import override_settings
 from django.urls import reverse
 
-from django_invoicepay import holds, sandbox
+from django_invoicepay import sandbox
 from django_invoicepay.models import Hold, HoldStatusChange, Invoice, InvoiceStatusChange, Refund, WebhookDelivery
+from django_invoicepay.services import holds
 from tests.test_holds import active_consent
 from tests.test_webhooks import deliver, envelope
 
@@ -93,7 +94,7 @@ def _expired(invoice: Invoice) -> None:
 
 #: action -> (the permission it needs, what makes it do something, its message, what it did)
 INVOICE_ACTIONS: dict[str, tuple[str, Callable[[Invoice], None], str, Callable[[Invoice], bool]]] = {
-    "sync_invoices": ("invoicepay.change_invoice", _paid_at_the_provider, "Synced: 1",
+    "sync_with_provider": ("invoicepay.change_invoice", _paid_at_the_provider, "Synced: 1",
                       lambda i: Invoice.objects.get(pk=i.pk).status == "paid"),
     "cancel_invoices": ("invoicepay.cancel_invoice", lambda i: None, "Cancelled: 1",
                         lambda i: Invoice.objects.get(pk=i.pk).status == "cancelled"),
@@ -271,7 +272,7 @@ def test_the_webhook_log_filters_by_date_without_time_zone_tables(admin_client, 
 
 
 def test_an_invoice_and_a_consent_link_to_the_shops_order_and_the_order_shows_them(admin_client, invoice, order):
-    from django_invoicepay import holds as hold_services
+    from django_invoicepay.services import holds as hold_services
     from tests.test_holds import ACCOUNT, CUSTOMER
 
     consent = hold_services.request_consent(auth_type="bank.account", credentials=ACCOUNT, customer=CUSTOMER,

@@ -16,8 +16,8 @@ schemathesis = pytest.importorskip("schemathesis")
 
 from schemathesis.config import SchemathesisConfig  # noqa: E402 - only once schemathesis is known to be there
 
-from django_invoicepay import holds, payments  # noqa: E402
 from django_invoicepay.api.schema import openapi, openapi_yaml  # noqa: E402
+from django_invoicepay.services import holds, payments  # noqa: E402
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "openapi.yaml"
 CUSTOMER = {"firstname": "Uju", "surname": "Usmanu", "email": "uju@example.com", "mobile_no": "2348022222208"}
@@ -54,7 +54,7 @@ def test_the_committed_schema_is_up_to_date():
 def tokens(invoice):
     """A real invoice, ready for the OTP, and a consent waiting for its OTP, so that most cases reach past the
     404 (the rest keep their generated token) and the schema's examples succeed."""
-    invoice = payments.choose_processor(invoice, "native")
+    invoice = payments.set_processor(invoice, "native")
     payments.set_payer(invoice, email="ann@example.com", mobile_number="+27821234567")
     consent = holds.request_consent(auth_type="bank.account", credentials=CREDENTIALS, customer=CUSTOMER)
     return {"invoices": invoice.public_token, "consents": consent.public_token}

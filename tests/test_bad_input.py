@@ -106,8 +106,8 @@ def test_the_consent_api_never_fails_with_a_500_nor_half_writes(db, settings, bo
                                                                  method):
     from django.contrib.auth import get_user_model
 
-    from django_invoicepay import holds
     from django_invoicepay.models import HoldConsent
+    from django_invoicepay.services import holds
 
     settings.INVOICEPAY = RELAXED
     user, _ = get_user_model().objects.get_or_create(username="uju")
@@ -143,8 +143,8 @@ def test_the_onepipe_receiver_never_fails_with_a_500(db, settings, body, content
 @given(details=st.dictionaries(st.sampled_from(["status", "amount", "transaction_ref", "data", "meta"]), JSON_VALUES,
                                max_size=5))
 def test_onepipe_notifications_never_move_a_hold_by_their_payload(db, settings, details):
-    from django_invoicepay import holds
     from django_invoicepay.models import Hold
+    from django_invoicepay.services import holds
     from tests.test_holds import active_consent
 
     settings.INVOICEPAY = {**RELAXED, "THROTTLE_RATES": {**RELAXED["THROTTLE_RATES"], "webhook": "100000/min"}}

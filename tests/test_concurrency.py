@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 
 from django_invoicepay import sandbox
-from django_invoicepay.invoices import apply_invoice
 from django_invoicepay.models import Invoice
+from django_invoicepay.services.invoices import apply_invoice
 from tests.conftest import requires_server_database
 
 pytestmark = [pytest.mark.concurrency, requires_server_database(), pytest.mark.django_db(transaction=True)]
@@ -83,8 +83,8 @@ def test_one_payload_applied_by_every_worker_at_once_changes_state_once(order, r
 
 
 def test_parallel_wrong_codes_never_reach_the_provider_more_than_the_limit(order, fresh_sandbox):
-    from django_invoicepay import payments
     from django_invoicepay.errors import OtpBusy, OtpLocked, ProviderRejected
+    from django_invoicepay.services import payments
 
     invoice = Invoice.objects.create_for(order, amount=1250)
     sandbox.choose_processor(invoice.remote_id, "native")
@@ -114,7 +114,7 @@ def test_parallel_wrong_codes_never_reach_the_provider_more_than_the_limit(order
 def test_two_pollers_at_once_fetch_each_invoice_once_and_signal_once(order, fresh_sandbox, fired):
     from collections import Counter
 
-    from django_invoicepay.polling import sweep
+    from django_invoicepay.services.polling import sweep
 
     invoices = [Invoice.objects.create_for(order, amount=500 + i, allow_another=True) for i in range(24)]
     for n, invoice in enumerate(invoices):
@@ -137,8 +137,8 @@ def test_two_pollers_at_once_fetch_each_invoice_once_and_signal_once(order, fres
 def test_parallel_correct_codes_pay_once_and_never_lock_the_invoice(order, fresh_sandbox, fired):
     """16 payers' devices submit the right code at once: one is checked, the others are told to wait
     (409 in the API), none counts as a wrong attempt; once paid, the invoice answers closed."""
-    from django_invoicepay import payments
     from django_invoicepay.errors import InvoiceStateError, OtpBusy
+    from django_invoicepay.services import payments
 
     invoice = Invoice.objects.create_for(order, amount=1250)
     sandbox.choose_processor(invoice.remote_id, "native")
@@ -164,8 +164,8 @@ def test_parallel_correct_codes_pay_once_and_never_lock_the_invoice(order, fresh
 
 
 def test_parallel_releases_reach_the_provider_once_and_signal_once(fresh_sandbox):
-    from django_invoicepay import holds
     from django_invoicepay.models import Hold
+    from django_invoicepay.services import holds
     from django_invoicepay.signals import hold_status_changed
     from tests.test_holds import active_consent
 

@@ -23,10 +23,11 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from django_invoicepay import holds, sandbox
-from django_invoicepay.invoices import apply_invoice
+from django_invoicepay import sandbox
 from django_invoicepay.models import Invoice, InvoiceStatusChange, PollSchedule, WebhookDelivery
-from django_invoicepay.polling import sweep
+from django_invoicepay.services import holds
+from django_invoicepay.services.invoices import apply_invoice
+from django_invoicepay.services.polling import sweep
 from tests.conftest import requires_server_database
 from tests.test_holds import active_consent
 
@@ -438,7 +439,7 @@ def test_a_poller_stopped_inside_a_query_still_gives_its_claims_back(transaction
 
 
 def test_a_killed_pollers_claims_lapse_within_a_minute(open_invoices):
-    from django_invoicepay.polling import LEASE, ensure_schedules
+    from django_invoicepay.services.polling import LEASE, ensure_schedules
 
     ensure_schedules(Invoice.objects.all())
     PollSchedule.objects.update(leased_until=timezone.now() + timedelta(seconds=LEASE))  # SIGKILL mid-batch

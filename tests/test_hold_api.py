@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from django_invoicepay import holds, sandbox
+from django_invoicepay import sandbox
 from django_invoicepay.errors import ProviderAuthError
 from django_invoicepay.models import Hold, HoldConsent, WebhookDelivery
+from django_invoicepay.services import holds
 
 pytestmark = pytest.mark.django_db
 

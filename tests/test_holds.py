@@ -7,12 +7,13 @@ import logging
 import pytest
 from django.test import override_settings
 
-from django_invoicepay import holds, sandbox
+from django_invoicepay import sandbox
+from django_invoicepay.clients import onepipe_client
 from django_invoicepay.errors import HoldError, ProviderUnavailable
 from django_invoicepay.models import Hold, HoldConsent
 from django_invoicepay.onepipe import OnePipeResult, decrypt_secure, encrypt_secure, signature
 from django_invoicepay.onepipe.secure import bank_account_plaintext, card_plaintext, wallet_plaintext
-from django_invoicepay.providers import onepipe_client
+from django_invoicepay.services import holds
 from django_invoicepay.signals import hold_status_changed
 
 pytestmark = pytest.mark.django_db

@@ -15,9 +15,9 @@ from rest_framework.test import APIClient
 
 from django_invoicepay import sandbox
 from django_invoicepay.errors import InvoiceStateError, ProviderUnavailable
-from django_invoicepay.invoices import apply_invoice
 from django_invoicepay.models import Invoice, Refund
 from django_invoicepay.rehive.payloads import InvoiceData
+from django_invoicepay.services.invoices import apply_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -189,7 +189,7 @@ def test_an_auto_refund_that_meets_an_outage_is_retried_with_the_announcement(in
     from django.utils import timezone
 
     from django_invoicepay.models import InvoiceStatusChange
-    from django_invoicepay.polling import sweep
+    from django_invoicepay.services.polling import sweep
 
     sandbox.overpay(invoice.remote_id, 50)
     with override_settings(INVOICEPAY={"SANDBOX": True, "AUTO_REFUND_OVERPAYMENT": True}):

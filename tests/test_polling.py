@@ -11,9 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_invoicepay import polling, sandbox
+from django_invoicepay import sandbox
 from django_invoicepay.models import Invoice, PollSchedule
-from django_invoicepay.polling import FAST, MAX_INTERVAL, NORMAL, poll_one, sweep
+from django_invoicepay.services import polling
+from django_invoicepay.services.polling import FAST, MAX_INTERVAL, NORMAL, poll_one, sweep
 
 pytestmark = pytest.mark.django_db
 

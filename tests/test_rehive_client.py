@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 
 from django_invoicepay import sandbox
+from django_invoicepay.clients import rehive_client
 from django_invoicepay.errors import (
     ProviderAuthError,
     ProviderBadResponse,
@@ -15,7 +16,6 @@ from django_invoicepay.errors import (
     ProviderUnavailable,
     ProviderValidationError,
 )
-from django_invoicepay.providers import rehive_client
 from django_invoicepay.rehive import client as client_module
 
 SANDBOX_WITH = lambda **rehive: override_settings(  # noqa: E731

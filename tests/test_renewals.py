@@ -16,10 +16,10 @@ import pytest
 from django.db import OperationalError, connection
 
 from django_invoicepay import sandbox
+from django_invoicepay.clients import rehive_client
 from django_invoicepay.models import Invoice
-from django_invoicepay.providers import rehive_client
-from django_invoicepay.renewals import renewal_key
 from django_invoicepay.sandbox.rehive import IDEMPOTENCY_KEY_LIFETIME_MS
+from django_invoicepay.services.renewals import renewal_key
 from tests.conftest import requires_server_database
 from tests.test_concurrency import run_concurrently
 from tests.test_crash_safety import dropped_connection

@@ -140,7 +140,7 @@ def test_both_stores_simulate_the_same_invoice_life(rehive, store, order):
 
 
 def test_both_stores_simulate_the_same_holds(store):
-    from django_invoicepay import holds
+    from django_invoicepay.services import holds
 
     consent = holds.request_consent(auth_type="bank.account", customer={"mobile_no": "2348022222208"},
                                     credentials={"account_number": "0123456789", "bank_code": "058"})

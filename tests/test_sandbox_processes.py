@@ -149,7 +149,7 @@ def _setup(store: str) -> None:
 
 
 def _create_and_pay(tag: str, count: str, go: str, shared: str) -> dict:
-    from django_invoicepay.providers import rehive_client
+    from django_invoicepay.clients import rehive_client
 
     client = rehive_client()
     Path(go).with_name(f"{tag}.ready").touch()
@@ -173,7 +173,7 @@ def _create_and_pay(tag: str, count: str, go: str, shared: str) -> dict:
 
 
 def _create(tag: str, count: str) -> list[str]:
-    from django_invoicepay.providers import rehive_client
+    from django_invoicepay.clients import rehive_client
 
     client = rehive_client()
     return [client.create_invoice({"request_amount": 10 + i, "request_reference": f"{tag}-{i}"}).id
@@ -181,7 +181,7 @@ def _create(tag: str, count: str) -> list[str]:
 
 
 def _sync() -> dict[str, str]:
-    from django_invoicepay.providers import rehive_client
+    from django_invoicepay.clients import rehive_client
 
     client = rehive_client()
     return {invoice.id: client.get_invoice(invoice.id).status for invoice in client.list_invoices()}

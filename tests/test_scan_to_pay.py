@@ -11,9 +11,9 @@ from django.template import Context, Template
 from django.test import override_settings
 
 from django_invoicepay import sandbox
-from django_invoicepay.invoices import apply_invoice
 from django_invoicepay.qr import cache_key
 from django_invoicepay.rehive.payloads import InvoiceData
+from django_invoicepay.services.invoices import apply_invoice
 from tests.qr_decode import decode_svg
 
 pytestmark = pytest.mark.django_db

@@ -15,9 +15,9 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from django_invoicepay import holds
 from django_invoicepay.checks import check_settings
 from django_invoicepay.conf import DEFAULTS, invoicepay_settings
+from django_invoicepay.services import holds
 
 #: A URLconf without the app (ROOT_URLCONF of the "API not mounted" case).
 urlpatterns: list = []
@@ -346,7 +346,7 @@ def test_throttle_rates_are_merged_at_run_time(rates, passed):
 
 
 def test_a_string_sandbox_never_turns_the_sandbox_on_at_run_time():
-    from django_invoicepay.providers import RehiveConfig
+    from django_invoicepay.clients import RehiveConfig
 
     with override_settings(INVOICEPAY={"SANDBOX": "False"}):
         assert RehiveConfig.from_settings().sandbox is False

@@ -9,9 +9,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from django_invoicepay import sandbox
-from django_invoicepay.invoices import apply_invoice
 from django_invoicepay.models import Invoice, InvoiceStatusChange
 from django_invoicepay.rehive.payloads import InvoiceData, TransactionData
+from django_invoicepay.services.invoices import apply_invoice
 from tests.conftest import force_status
 
 pytestmark = pytest.mark.django_db

@@ -16,8 +16,9 @@ from django.test import RequestFactory, override_settings
 from django.utils import timezone
 from django.views.debug import ExceptionReporter, technical_500_response
 
-from django_invoicepay import holds, sandbox
+from django_invoicepay import sandbox
 from django_invoicepay.models import WebhookDelivery
+from django_invoicepay.services import holds
 from tests.test_holds import active_consent
 
 pytestmark = pytest.mark.django_db

@@ -107,7 +107,7 @@ class PayerView(APIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def answer(self, instance: Any, *, code: int = status.HTTP_200_OK, **context: Any) -> Response:
+    def respond(self, instance: Any, *, code: int = status.HTTP_200_OK, **context: Any) -> Response:
         """`instance` through `response_serializer`; `context` reaches its fields (e.g. a `detail` message)."""
         assert self.response_serializer is not None, f"{type(self).__name__} declares no response_serializer"
         return Response(self.response_serializer(instance, context=context).data, status=code)

@@ -20,11 +20,11 @@ from rest_framework.exceptions import APIException, NotAuthenticated, NotFound, 
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import holds
 from ..conf import invoicepay_settings, onepipe_configured
 from ..errors import HoldError
 from ..models import HoldConsent
 from ..orders import get_order_adapter
+from ..services import holds
 from .base import PayerView, documented
 from .permissions import owned_by_requester
 from .serializers import BlankAsNullField
@@ -150,7 +150,7 @@ class ConsentCreate(ConsentView):
         consent = holds.request_consent(auth_type=data["auth_type"], credentials=data["credentials"],
                                         customer=data["customer"], amount=data["amount"], owner=user,
                                         order=self.order(user, data.get("order")))
-        return self.answer(consent, code=status.HTTP_201_CREATED)
+        return self.respond(consent, code=status.HTTP_201_CREATED)
 
     def order(self, user: models.Model | None, order_id: str | None) -> models.Model | None:
         """The requester's own order named in the request (ORDER_MODEL); a stranger's is "no such order"."""
@@ -174,7 +174,7 @@ class ConsentDetail(ConsentView):
 
     @documented(ConsentSerializer, errors=(404, 429, 503), summary="The consent's state")
     def get(self, request: Request, token: str) -> Response:
-        return self.answer(self.consent())
+        return self.respond(self.consent())
 
 
 class ConsentOtp(ConsentView):
@@ -189,4 +189,4 @@ class ConsentOtp(ConsentView):
     def post(self, request: Request, token: str) -> Response:
         consent = self.consent()
         data = self.valid()
-        return self.answer(holds.confirm_consent(consent, data["otp"]))
+        return self.respond(holds.confirm_consent(consent, data["otp"]))

@@ -9,9 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from .. import payments, renewals
-from ..invoices import sync
 from ..models import Invoice
+from ..services import payments, renewals
+from ..services.invoices import sync
 from .base import POST_ERRORS, PROVIDER_ERRORS, PayerView, documented
 from .permissions import invoice_for
 from .serializers import (
@@ -44,7 +44,7 @@ class InvoiceDetail(InvoiceView):
         invoice = self.invoice()
         if request.query_params.get("refresh") in {"1", "true"}:  # show what we know if that fails
             invoice = payments.mirror(invoice, lambda: sync(invoice, source="api"))
-        return self.answer(invoice)
+        return self.respond(invoice)
 
 
 class ProcessorList(InvoiceView):
@@ -54,7 +54,7 @@ class ProcessorList(InvoiceView):
 
     @documented(ProcessorListSerializer, errors=PROVIDER_ERRORS, summary="The ways the payer may pay")
     def get(self, request: Request, token: str) -> Response:
-        return self.answer({"results": payments.payment_processors(self.invoice())})
+        return self.respond({"results": payments.payment_processors(self.invoice())})
 
 
 class ProcessorChoice(InvoiceView):
@@ -69,7 +69,7 @@ class ProcessorChoice(InvoiceView):
     def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         data = self.valid()
-        return self.answer(payments.choose_processor(invoice, data["processor"]))
+        return self.respond(payments.set_processor(invoice, data["processor"]))
 
 
 class Payer(InvoiceView):
@@ -86,7 +86,7 @@ class Payer(InvoiceView):
         invoice = self.invoice()
         data = self.valid()
         invoice = payments.set_payer(invoice, email=data["payer_email"], mobile_number=data["payer_mobile_number"])
-        return self.answer(invoice, detail=_("We sent a code by SMS to the mobile number on your wallet."))
+        return self.respond(invoice, detail=_("We sent a code by SMS to the mobile number on your wallet."))
 
 
 class Otp(InvoiceView):
@@ -102,7 +102,7 @@ class Otp(InvoiceView):
     def post(self, request: Request, token: str) -> Response:
         invoice = self.invoice()
         data = self.valid()  # the code's format is checked before any provider call
-        return self.answer(payments.submit_otp(invoice, data["otp"]), detail=_("Payment accepted."))
+        return self.respond(payments.submit_otp(invoice, data["otp"]), detail=_("Payment accepted."))
 
 
 class OtpResend(InvoiceView):
@@ -114,7 +114,7 @@ class OtpResend(InvoiceView):
     @documented(MessageSerializer, errors=POST_ERRORS, summary="Send a new SMS code")
     def post(self, request: Request, token: str) -> Response:
         payments.resend_otp(self.invoice())
-        return self.answer({"detail": _("A new code is on its way.")})
+        return self.respond({"detail": _("A new code is on its way.")})
 
 
 class Renew(InvoiceView):
@@ -130,4 +130,4 @@ class Renew(InvoiceView):
         already = getattr(old, "renewed_by", None)
         new = renewals.renew(old)
         code = status.HTTP_200_OK if already else status.HTTP_201_CREATED
-        return self.answer(invoice_for(request, new.public_token), code=code, detail=_("A new invoice was created."))
+        return self.respond(invoice_for(request, new.public_token), code=code, detail=_("A new invoice was created."))

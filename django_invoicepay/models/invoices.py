@@ -2,7 +2,7 @@
 
 Typed fields for what the app reads and queries; the raw JSON beside them for
 everything else. Amounts are integers in minor units with their divisibility.
-Only `django_invoicepay.invoices` (the service) changes these rows' state.
+Only the services (`django_invoicepay.services`) change these rows' state: models/actions.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..money import Money
 from ..statuses import InvoiceStatus
+from .actions import invoice_actions
 from .money import MinorUnits
 from .order_link import OrderQuerySet
 from .otp import OtpGuarded
@@ -63,12 +64,10 @@ class InvoiceManager(_InvoiceManagerBase):
         expires_at: datetime | None = None,
         **extra: Any,
     ) -> Invoice:
-        """Create the remote invoice for `order` and mirror it. See `invoices.create_for`
+        """Create the remote invoice for `order` and mirror it. See `services.invoices.create_for`
         (extra keywords: `due_at`, `return_url`, `metadata`, `reference`, `allow_another`: a second
         invoice while the order has one that can still be paid raises OpenInvoiceExists without it)."""
-        from .. import invoices
-
-        return invoices.create_for(
+        return invoice_actions["create_for"](
             order,
             amount=amount,
             description=description,
@@ -227,35 +226,29 @@ class Invoice(MinorUnits, OtpGuarded):
             subtype=quote.processor_subtype,
         )
 
-    # -- acting (delegates to the service, the one place that changes state) ------------------
+    # -- acting (delegates to the services, the one place that changes state: models/actions.py) -------
 
     def sync(self, *, source: str = "sync") -> Invoice:
         """Re-fetch from the provider and apply; this instance is refreshed in place."""
-        from .. import invoices
-
-        invoices.sync(self, source=source)
+        invoice_actions["sync"](self, source=source)
         self.refresh_from_db()
         return self
 
     def cancel(self) -> Invoice:
         """Cancel at the provider and apply the answer; this instance is refreshed in place."""
-        from .. import invoices
-
-        invoices.cancel(self)
+        invoice_actions["cancel"](self)
         self.refresh_from_db()
         return self
 
     def renew(self) -> Invoice:
-        """A new invoice with the same fields for this expired one (idempotent). See `renewals.renew`."""
-        from .. import renewals
-
-        return renewals.renew(self)
+        """A new invoice with the same fields for this expired one (idempotent). See `services.renewals.renew`."""
+        renewal: Invoice = invoice_actions["renew"](self)
+        return renewal
 
     def refund_overpayment(self) -> Refund:
-        """Refund exactly `overpaid_by` to the payer (idempotent). See `refunds.refund_overpayment`."""
-        from .. import refunds
-
-        return refunds.refund_overpayment(self)
+        """Refund exactly `overpaid_by` to the payer (idempotent). See `services.refunds.refund_overpayment`."""
+        refund: Refund = invoice_actions["refund_overpayment"](self)
+        return refund
 
     @property
     def pending_transactions(self) -> list[InvoiceTransaction]:

@@ -1,7 +1,7 @@
 """The OTP guard's state, kept on the row it protects (an invoice, a hold consent).
 
 On the row rather than in a cache, so the limit holds across processes and cache backends:
-see `django_invoicepay.otp` for how it is used.
+see `django_invoicepay.services.otp` for how it is used.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """OnePipe's /transact family (hold funds): wire format, `secure` encryption, HTTP client.
 
-Knows nothing about this app's models or settings; `django_invoicepay.providers` builds a
+Knows nothing about this app's models or settings; `django_invoicepay.clients` builds a
 configured client.
 """
 

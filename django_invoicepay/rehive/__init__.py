@@ -1,6 +1,6 @@
 """Rehive (and white-label, e.g. Plue) invoice services: wire format and HTTP client.
 
-Knows nothing about this app's models or settings; `django_invoicepay.providers`
+Knows nothing about this app's models or settings; `django_invoicepay.clients`
 builds a configured client.
 """
 

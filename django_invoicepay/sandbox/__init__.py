@@ -36,7 +36,7 @@ from .rehive import SANDBOX_OTP, RehiveSandbox
 from .state import MEMORY, SandboxState, configured_location, get_state, isolated
 
 if TYPE_CHECKING:
-    from ..providers import OnePipeConfig, RehiveConfig
+    from ..clients import OnePipeConfig, RehiveConfig
     from .state import Fault
     from .transport import SandboxAdapter
 

@@ -41,7 +41,7 @@ def _expiry(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d-%H-%M-%S")
 
 
-def answer(status: str, message: str, *, code: str = "00", provider_response: dict | None = None,
+def onepipe_reply(status: str, message: str, *, code: str = "00", provider_response: dict | None = None,
            error: dict | None = None, http: int = 200) -> SandboxResponse:
     return SandboxResponse(http, {
         "status": status, "message": message,
@@ -51,7 +51,7 @@ def answer(status: str, message: str, *, code: str = "00", provider_response: di
 
 
 def failed(code: str, message: str) -> SandboxResponse:
-    return answer("Failed", message, code=code, error={"code": code, "message": message})
+    return onepipe_reply("Failed", message, code=code, error={"code": code, "message": message})
 
 
 def expire_hold(transaction_ref: str, *, state: SandboxState | None = None) -> dict:
@@ -186,10 +186,10 @@ class OnePipeSandbox:
             return self._consent_granted(ref, record)
         if record["account"] == PENDING_VALIDATION_ACCOUNT:
             record["status"] = "PendingValidation"
-            return answer("PendingValidation", "Please enter your date of birth (yyyy-mm-dd)", code="T0")
+            return onepipe_reply("PendingValidation", "Please enter your date of birth (yyyy-mm-dd)", code="T0")
         record["status"] = "WaitingForOTP"
         mobile = str(record["customer"].get("mobile_no") or "")
-        return answer("WaitingForOTP", f"Please enter the OTP sent to {mobile[:5]}****{mobile[-2:]}", code="T0")
+        return onepipe_reply("WaitingForOTP", f"Please enter the OTP sent to {mobile[:5]}****{mobile[-2:]}", code="T0")
 
     def _consent_granted(self, ref: str, record: dict) -> SandboxResponse:
         now = datetime.now(UTC)
@@ -199,7 +199,7 @@ class OnePipeSandbox:
         self.data["balances"].setdefault(record["account"], START_BALANCE)
         record["status"] = "Successful"
         reference = secrets.token_hex(12)
-        return answer("Successful", "Transaction processed successfully", provider_response={
+        return onepipe_reply("Successful", "Transaction processed successfully", provider_response={
             "provider_token": token, "token_expiry": _expiry(expires), "hold_expiry": _expiry(now + HOLD_LIFETIME),
             "reference": reference, "meta": {}})
 
@@ -235,7 +235,7 @@ class OnePipeSandbox:
         record["status"] = "Successful"
         record["hold_expiry"] = _expiry(datetime.now(UTC) + HOLD_LIFETIME)
         record["reference"] = secrets.token_hex(12)
-        return answer("Successful", "Transaction processed successfully", provider_response={
+        return onepipe_reply("Successful", "Transaction processed successfully", provider_response={
             "hold_expiry": record["hold_expiry"], "reference": record["reference"], "meta": {}})
 
     def query(self, payload: dict) -> SandboxResponse:
@@ -244,7 +244,7 @@ class OnePipeSandbox:
         if record is None:
             return failed("25", "Unknown transaction")
         status = {"Reversed": "Successful"}.get(record["status"], record["status"])
-        return answer(status, f"Transaction is {record['status']}", provider_response={
+        return onepipe_reply(status, f"Transaction is {record['status']}", provider_response={
             "transaction_status": record["status"], "hold_expiry": record.get("hold_expiry"),
             "reference": record.get("reference"), "meta": {}})
 
@@ -256,10 +256,10 @@ class OnePipeSandbox:
         if record["status"] == "Successful" and not record.get("lapsed"):
             self.data["balances"][record["account"]] += record["amount"]
             record["status"] = "Reversed"
-        return answer("Successful", "Hold released", provider_response={"reference": record.get("reference")})
+        return onepipe_reply("Successful", "Hold released", provider_response={"reference": record.get("reference")})
 
     def options(self, payload: dict) -> SandboxResponse:
-        return answer("OptionsDelivered", "Options delivered", provider_response={
+        return onepipe_reply("OptionsDelivered", "Options delivered", provider_response={
             "options": ["bank.account", "wallet", "card"], "settlement_model": "Amount"})
 
     def notification(self, transaction_ref: str, *, app_code: str = "sandbox") -> dict:

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from .. import holds, invoices, payments, sandbox
+from .. import sandbox
 from ..models import (
     ConsentStatusChange,
     Hold,
@@ -34,6 +34,7 @@ from ..models import (
     InvoiceTransaction,
     Quote,
 )
+from ..services import holds, invoices, payments
 from .sandbox import require_sandbox
 
 #: The statuses InvoiceFactory can make, and what brings an invoice there.
@@ -140,7 +141,7 @@ class QuoteFactory(_CreateOnly):
 
     @classmethod
     def _make(cls, *, invoice: Invoice, processor: str) -> Quote:
-        payments.choose_processor(invoice, processor, source="factory")
+        payments.set_processor(invoice, processor, source="factory")
         invoice.refresh_from_db()
         return invoice.quotes.get(processor=processor)
 

@@ -79,8 +79,8 @@ def rehive_identify(payload: dict) -> tuple[object, object, object]:
 
 
 def rehive_act(delivery: WebhookDelivery) -> Outcome:
-    from ..invoices import sync
     from ..models import Invoice
+    from ..services.invoices import sync
 
     if delivery.event not in REHIVE_EVENTS:
         return Status.IGNORED, f"No action for event {delivery.event!r}."
@@ -135,8 +135,8 @@ def onepipe_identify(payload: dict) -> tuple[object, object, object]:
 
 
 def onepipe_act(delivery: WebhookDelivery) -> Outcome:
-    from ..holds import refresh_hold
     from ..models import Hold
+    from ..services.holds import refresh_hold
 
     hold = Hold.objects.filter(transaction_ref=delivery.object_id).first() if delivery.object_id else None
     if hold is None:

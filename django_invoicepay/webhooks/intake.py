@@ -216,7 +216,7 @@ def process_all(deliveries: QuerySet | list[WebhookDelivery], *, statuses: froze
 # -- answering -------------------------------------------------------------------------------------
 
 
-def answer(handler: Handler, status: int, key: str, *, retry_after: int | None = None, **extra: Any) -> JsonResponse:
+def reply(handler: Handler, status: int, key: str, *, retry_after: int | None = None, **extra: Any) -> JsonResponse:
     """The provider's own answer shape: {"status": <its word for success or failure>, "message": ...}."""
     word = handler.words[0] if status < 400 else handler.words[1]
     message = handler.messages.get(key) or MESSAGES.get(key) or key
@@ -249,13 +249,13 @@ class Intake:
             return self._run()
         except (SuspiciousOperation, BadRequest) as exc:  # e.g. too many query parameters: the sender's fault
             logger.warning("Refused a %s webhook: %s", self.handler.title, type(exc).__name__)
-            return answer(self.handler, 400, "The request is not acceptable.")
+            return reply(self.handler, 400, "The request is not acceptable.")
         except Exception as exc:  # noqa: BLE001 - a database, queue or cache outage: the provider retries
             logger.error("%s webhook: %s; answered 503 for a retry", self.handler.title, type(exc).__name__,
                          exc_info=not isinstance(exc, DatabaseError))
             if self.delivery is not None and self.claimed:  # never touch another attempt's lease
                 record_failure(self.delivery, exc)
-            return answer(self.handler, 503, "unavailable")
+            return reply(self.handler, 503, "unavailable")
 
     def _claim(self, delivery: WebhookDelivery) -> bool:
         self.claimed = claim(delivery)
@@ -268,37 +268,37 @@ class Intake:
             # A DRF throttle on a plain Django view: WebhookThrottle reads neither a DRF Request nor a view.
             if not throttle.allow_request(request, None):  # type: ignore[arg-type]
                 logger.warning("Throttled %s webhooks from %s", handler.title, client_address(request))
-                return answer(handler, 429, "throttled", retry_after=int(throttle.wait() or 1))
+                return reply(handler, 429, "throttled", retry_after=int(throttle.wait() or 1))
         if not handler.authentic(request):
             logger.warning("Refused a %s webhook from %s: missing or wrong secret", handler.title,
                            client_address(request))
-            return answer(handler, 401, "unauthenticated")
+            return reply(handler, 401, "unauthenticated")
         try:
             body = bodies.read(request)
         except bodies.BodyRefused as refused:
             logger.warning("Refused a %s webhook: %s", handler.title, refused.message)
-            return answer(handler, refused.status, refused.message)
+            return reply(handler, refused.status, refused.message)
         self.delivery, new = record(handler, body=body, headers=safe_headers(request.headers),
                                     source_ip=_source_ip(request))
         delivery = self.delivery
         if delivery.status == Status.MALFORMED:
-            return answer(handler, 400, delivery.error or "malformed")
+            return reply(handler, 400, delivery.error or "malformed")
         if delivery.is_finished:
             if new:  # ignored as it arrived: it names nothing of this shop
-                return answer(handler, 200, handler.done(delivery.status))
-            return answer(handler, 200, "duplicate", duplicate=True)
+                return reply(handler, 200, handler.done(delivery.status))
+            return reply(handler, 200, "duplicate", duplicate=True)
         if self.enqueue is not None and self.enqueue(delivery.pk):
-            return answer(handler, 202, "queued")  # at once; a worker processes it (and a repeat re-queues)
+            return reply(handler, 202, "queued")  # at once; a worker processes it (and a repeat re-queues)
         waited_until = time.monotonic() + IN_FLIGHT_WAIT
         while not self._claim(delivery):  # another attempt is processing it: usually done in a few milliseconds
             delivery.refresh_from_db(fields=["leased_until", "status"])
             if delivery.is_finished:
-                return answer(handler, 200, "duplicate", duplicate=True)
+                return reply(handler, 200, "duplicate", duplicate=True)
             if time.monotonic() >= waited_until:
-                return answer(handler, 503, "busy", retry_after=leases.seconds_left(delivery.leased_until))
+                return reply(handler, 503, "busy", retry_after=leases.seconds_left(delivery.leased_until))
             time.sleep(0.05)
         try:
             status = process(delivery)
         except ProcessingFailed:
-            return answer(handler, 503, "failed")
-        return answer(handler, 200, handler.done(status))
+            return reply(handler, 503, "failed")
+        return reply(handler, 200, handler.done(status))

@@ -9,11 +9,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from django_invoicepay import holds, sandbox
+from django_invoicepay import sandbox
 from django_invoicepay.conf import invoicepay_settings
 from django_invoicepay.errors import HoldError, InvoiceStateError, ProviderError
 from django_invoicepay.models import Hold, HoldConsent, Invoice
 from django_invoicepay.money import to_minor
+from django_invoicepay.services import holds
 
 from .models import Order
 

@@ -34,7 +34,7 @@ class Breakage:
 CRASHES = "tests/test_reliability_crashes.py"
 LOAD = "tests/test_reliability.py"
 BREAKAGES = (
-    Breakage("no row lock while applying a payload", "django_invoicepay/invoices.py",
+    Breakage("no row lock while applying a payload", "django_invoicepay/services/invoices.py",
              (("Invoice.objects.select_for_update().filter(pk=current.pk).first()",
                "Invoice.objects.filter(pk=current.pk).first()"),), (LOAD, CRASHES)),
     Breakage("no event de-duplication (a repeat of a finished event is processed again)",
@@ -43,13 +43,13 @@ BREAKAGES = (
                "def claim(delivery: WebhookDelivery, *, statuses: frozenset[str] = frozenset(Status.values)) -> bool:"),
               ("        if delivery.is_finished:\n            if new:", "        if False:\n            if new:")),
              (LOAD, CRASHES)),
-    Breakage("the order does not follow the invoice", "django_invoicepay/invoices.py",
+    Breakage("the order does not follow the invoice", "django_invoicepay/services/invoices.py",
              (("    follow_invoice(invoice, new_status)\n", ""),), (CRASHES,)),
     Breakage("no processing lease (concurrent attempts of one event)", "django_invoicepay/webhooks/intake.py",
              (('return bool(leases.take(rows, "leased_until", processing_lease(),',
                'return bool(rows.update(leased_until=timezone.now(),'),), (LOAD, CRASHES)),
     Breakage("no announcement record (marked announced before the receivers run)",
-             "django_invoicepay/announcements.py",
+             "django_invoicepay/services/announcements.py",
              (("        failed = outbox.send(change, owner)\n",
                "        outbox.model.objects.filter(pk=change.pk).update(announced_at=timezone.now())\n"
                "        failed = outbox.send(change, owner)\n"),), (CRASHES,)),

@@ -44,7 +44,7 @@ def poll(stop_file: str) -> None:
     """
     from django.db import close_old_connections
 
-    from django_invoicepay.polling import stop_on_signals, sweep
+    from django_invoicepay.services.polling import stop_on_signals, sweep
 
     print("polling", flush=True)
     sweeps = polled = 0

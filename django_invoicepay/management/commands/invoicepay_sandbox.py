@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_invoicepay.clients import OnePipeConfig
 from django_invoicepay.conf import invoicepay_settings
-from django_invoicepay.providers import OnePipeConfig
 from django_invoicepay.sandbox import (
     MEMORY,
     OnePipeSandbox,

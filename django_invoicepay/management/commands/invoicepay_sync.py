@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 
 from django_invoicepay.models import WebhookDelivery
 from django_invoicepay.models.webhooks import UNFINISHED
-from django_invoicepay.polling import stop_on_signals, sweep
+from django_invoicepay.services.polling import stop_on_signals, sweep
 from django_invoicepay.webhooks import intake
 
 DURATION = re.compile(r"(\d+)([smhd])")

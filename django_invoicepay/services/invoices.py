@@ -19,14 +19,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from ..clients import rehive_client
+from ..errors import OpenInvoiceExists
+from ..models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+from ..money import whole_minor_units
+from ..orders import follow_invoice, get_order_adapter
+from ..rehive.payloads import InvoiceData, QuoteData, TransactionData, to_ms
+from ..statuses import InvoiceStatus
 from . import announcements
-from .errors import OpenInvoiceExists
-from .models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
-from .money import whole_minor_units
-from .orders import follow_invoice, get_order_adapter
-from .providers import rehive_client
-from .rehive.payloads import InvoiceData, QuoteData, TransactionData, to_ms
-from .statuses import InvoiceStatus
 
 logger = logging.getLogger("django_invoicepay.invoices")
 
@@ -83,22 +83,11 @@ def create_for(
     """
     if reference is None:
         reference = get_order_adapter().reference(order) if order is not None else ""
-    fields: dict[str, Any] = {"request_amount": whole_minor_units(amount, "amount", minimum=1)}
-    meta = dict(metadata or {})
-    lines = _line_items(items)
-    if lines:
-        meta["service_business"] = {**meta.get("service_business", {}), "items": lines}
-    optional = {
-        "request_reference": reference,
-        "description": description,
-        "payer_email": payer_email,
-        "payer_mobile_number": payer_mobile_number,
-        "return_url": return_url,
-        "expiration_date": to_ms(expires_at),
-        "due_date": to_ms(due_at),
-        "metadata": meta,
-    }
-    fields.update({key: value for key, value in optional.items() if value})
+    fields = _create_body(
+        amount, request_reference=reference, description=description, payer_email=payer_email,
+        payer_mobile_number=payer_mobile_number, return_url=return_url, expiration_date=to_ms(expires_at),
+        due_date=to_ms(due_at), metadata=_metadata(metadata, items),
+    )
     guarded = order is not None and not allow_another and renewal_of is None
     # The order's row stays locked through the provider call on databases with row locks; SQLite would
     # lock the whole database for that long, so there the check runs without a lock.
@@ -108,6 +97,22 @@ def create_for(
             _refuse_a_second_open_invoice(order)
         data = rehive_client().create_invoice(fields, idempotency_key=idempotency_key)
         return _mirror_new(data, order, renewal_of)
+
+
+def _create_body(amount: int, **optional: Any) -> dict[str, Any]:
+    """The create POST's body: the amount, and every optional field that has a value."""
+    body: dict[str, Any] = {"request_amount": whole_minor_units(amount, "amount", minimum=1)}
+    body.update({key: value for key, value in optional.items() if value})
+    return body
+
+
+def _metadata(metadata: Mapping[str, Any] | None, items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The invoice's metadata, with the order's line items in `service_business.items`."""
+    meta = dict(metadata or {})
+    lines = _line_items(items)
+    if lines:
+        meta["service_business"] = {**meta.get("service_business", {}), "items": lines}
+    return meta
 
 
 def _refuse_a_second_open_invoice(order: models.Model) -> None:

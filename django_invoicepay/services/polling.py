@@ -35,14 +35,15 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import announcements, leases
-from .errors import ProviderError, ProviderNotFound
+from .. import leases
+from ..errors import ProviderError, ProviderNotFound
+from ..models import Invoice, PollSchedule
+from ..reconnect import on_fresh_connection, reset_connection
+from ..rehive.payloads import InvoiceData
+from ..statuses import InvoiceStatus
+from ..webhooks import intake
+from . import announcements
 from .invoices import apply_invoice, fetch
-from .models import Invoice, PollSchedule
-from .reconnect import on_fresh_connection, reset_connection
-from .rehive.payloads import InvoiceData
-from .statuses import InvoiceStatus
-from .webhooks import intake
 
 logger = logging.getLogger("django_invoicepay.polling")
 

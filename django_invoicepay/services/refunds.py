@@ -12,10 +12,10 @@ import logging
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .errors import InvoiceStateError, ProviderRejected, ProviderUnavailable
-from .models import Invoice, Refund
-from .providers import rehive_client
-from .statuses import InvoiceStatus
+from ..clients import rehive_client
+from ..errors import InvoiceStateError, ProviderRejected, ProviderUnavailable
+from ..models import Invoice, Refund
+from ..statuses import InvoiceStatus
 
 logger = logging.getLogger("django_invoicepay.refunds")
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from django.utils.translation import gettext as _
 
+from ..clients import rehive_client
+from ..errors import InvoiceStateError, ProviderAuthError, ProviderError, ProviderRejected, ProviderUnavailable
+from ..models import Invoice
+from ..statuses import InvoiceStatus
+from ..statuses import label as status_label
 from . import otp as otp_guard
-from .errors import InvoiceStateError, ProviderAuthError, ProviderError, ProviderRejected, ProviderUnavailable
 from .invoices import apply_invoice, sync
-from .models import Invoice
-from .providers import rehive_client
-from .statuses import InvoiceStatus
-from .statuses import label as status_label
 
 logger = logging.getLogger("django_invoicepay.payments")
 
@@ -60,7 +60,7 @@ def mirror(invoice: Invoice, action: Callable[[], Invoice | None]) -> Invoice:
     return invoice
 
 
-def choose_processor(invoice: Invoice, processor: str, *, source: str = "api") -> Invoice:
+def set_processor(invoice: Invoice, processor: str, *, source: str = "api") -> Invoice:
     """PATCH `primary_payment_processor` and mirror the answer, so the new quote is there."""
     _open(invoice)
     data = rehive_client().update_request(invoice.remote_id, {"primary_payment_processor": processor})
@@ -91,7 +91,7 @@ def submit_otp(invoice: Invoice, otp: str, *, source: str = "api") -> Invoice:
 
     One code at a time per invoice (OtpBusy meanwhile); wrong codes are counted, and after
     OTP_MAX_ATTEMPTS the invoice refuses OTP for OTP_COOLDOWN seconds (OtpLocked). A provider
-    outage does not count. See `django_invoicepay.otp`.
+    outage does not count. See `django_invoicepay.services.otp`.
     """
     _open(invoice)
     with otp_guard.checking(invoice, provider_calls=3) as attempt:  # the code, then the invoice and its payments

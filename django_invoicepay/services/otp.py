@@ -20,11 +20,11 @@ from datetime import timedelta
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from . import leases
-from .conf import invoicepay_settings
-from .errors import OtpBusy, OtpLocked
-from .models.otp import OtpGuarded
-from .reconnect import on_fresh_connection
+from .. import leases
+from ..conf import invoicepay_settings
+from ..errors import OtpBusy, OtpLocked
+from ..models.otp import OtpGuarded
+from ..reconnect import on_fresh_connection
 
 logger = logging.getLogger("django_invoicepay.otp")
 

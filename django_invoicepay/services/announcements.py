@@ -20,11 +20,11 @@ from typing import Any
 from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
-from . import leases, signals
-from .models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange, Invoice, InvoiceStatusChange
-from .models.transitions import Transition
-from .reconnect import reset_connection
-from .statuses import InvoiceStatus
+from .. import leases, signals
+from ..models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange, Invoice, InvoiceStatusChange
+from ..models.transitions import Transition
+from ..reconnect import reset_connection
+from ..statuses import InvoiceStatus
 
 logger = logging.getLogger("django_invoicepay.signals")
 

@@ -19,19 +19,20 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import announcements, leases
+from .. import leases
+from ..clients import OnePipeConfig, onepipe_client
+from ..conf import invoicepay_settings
+from ..errors import HoldError, ProviderUnavailable
+from ..masking import mask
+from ..models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange
+from ..money import whole_minor_units
+from ..onepipe import OnePipeResult, encrypt_secure
+from ..onepipe import secure as plaintexts
+from ..onepipe.client import parse_expiry
+from ..reconnect import on_fresh_connection
+from ..vault import seal, unseal
+from . import announcements
 from . import otp as otp_guard
-from .conf import invoicepay_settings
-from .errors import HoldError, ProviderUnavailable
-from .masking import mask
-from .models import ConsentStatusChange, Hold, HoldConsent, HoldStatusChange
-from .money import whole_minor_units
-from .onepipe import OnePipeResult, encrypt_secure
-from .onepipe import secure as plaintexts
-from .onepipe.client import parse_expiry
-from .providers import OnePipeConfig, onepipe_client
-from .reconnect import on_fresh_connection
-from .vault import seal, unseal
 
 logger = logging.getLogger("django_invoicepay.holds")
 REQUEST_TYPE = "hold_funds"
@@ -138,7 +139,7 @@ def confirm_consent(consent: HoldConsent, otp: str) -> HoldConsent:
     sealed and stored with its expiry. A wrong answer leaves the consent waiting; HoldError says why.
 
     One code at a time per consent (OtpBusy meanwhile), wrong codes counted and locked out like an
-    invoice's (`django_invoicepay.otp`).
+    invoice's (`django_invoicepay.services.otp`).
     """
     with otp_guard.checking(consent) as attempt:
         consent.refresh_from_db()

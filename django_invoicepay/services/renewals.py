@@ -20,11 +20,11 @@ from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .errors import InvoiceStateError
+from ..errors import InvoiceStateError
+from ..models import Invoice
+from ..statuses import InvoiceStatus
+from ..statuses import label as status_label
 from .invoices import create_for
-from .models import Invoice
-from .statuses import InvoiceStatus
-from .statuses import label as status_label
 
 logger = logging.getLogger("django_invoicepay.renewals")
 
