@@ -75,6 +75,17 @@ def _has_perm(modeladmin: admin.ModelAdmin, request: HttpRequest, action: str) -
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
 
+def _currency_beside_amount(model: type[models.Model], names: list[str]) -> list[str]:
+    """The currency fields (inherited from MinorUnits, so first in the model) right after the amount."""
+    amount = getattr(model, "amount_field", None)
+    currency = [name for name in ("currency_code", "currency_divisibility") if name in names]
+    if amount not in names or not currency:
+        return names
+    rest = [name for name in names if name not in currency]
+    at = rest.index(amount) + 1
+    return rest[:at] + currency + rest[at:]
+
+
 class MirrorAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Shows provider state, every field but the `hidden` ones; never adds, edits or deletes it.
 
@@ -85,7 +96,8 @@ class MirrorAdmin(ReadOnlyMixin, admin.ModelAdmin):
     hidden: tuple[str, ...] = ()
 
     def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> tuple[str, ...]:
-        return tuple(f.name for f in self.model._meta.fields if f.name not in self.hidden)
+        names = [f.name for f in self.model._meta.fields if f.name not in self.hidden]
+        return tuple(_currency_beside_amount(self.model, names))
 
     def has_sync_permission(self, request: HttpRequest) -> bool:
         return _has_perm(self, request, "change")

@@ -285,3 +285,10 @@ def test_an_invoice_and_a_consent_link_to_the_shops_order_and_the_order_shows_th
     order_page = admin_client.get(order_url).content.decode()
     assert f'/admin/invoicepay/invoice/{invoice.pk}/change/' in order_page and invoice.reference in order_page
     assert f'/admin/invoicepay/holdconsent/{consent.pk}/change/' in order_page and "••••••6789" in order_page
+
+
+@pytest.mark.parametrize("model", [Invoice, Hold])
+def test_the_currency_is_shown_beside_the_amount(rf, model):
+    fields = list(admin.site._registry[model].get_fields(rf.get("/")))
+    at = fields.index(model.amount_field)
+    assert fields[at + 1:at + 3] == ["currency_code", "currency_divisibility"]

@@ -24,7 +24,7 @@ NEXT_ACTIONS = ("What the payer can do now: choose_processor, scan_to_pay, submi
 
 def next_actions(invoice: Invoice) -> list[str]:
     """What the payer can do now, for a UI to show the right controls."""
-    if invoice.status == "expired":
+    if invoice.status == InvoiceStatus.EXPIRED:
         return [] if getattr(invoice, "renewed_by", None) else ["renew"]
     if invoice.is_final:
         return []

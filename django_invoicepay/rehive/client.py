@@ -156,6 +156,8 @@ class RehiveClient:
     # -- business service (manager) -----------------------------------------------------------
 
     def create_invoice(self, fields: dict, *, idempotency_key: str | None = None) -> InvoiceData:
+        # Wire values, not InvoiceStatus (the client knows no model code):
+        # docs/reference/wire-format.md#rehive-create-invoice
         body = {"status": "initiated", **fields}
         return InvoiceData.parse(self._create(self._invoice_url(), body, idempotency_key))
 
@@ -170,7 +172,7 @@ class RehiveClient:
         return InvoiceData.parse(self._call("PATCH", self._invoice_url(invoice_id), json_body=fields))
 
     def cancel_invoice(self, invoice_id: str) -> InvoiceData:
-        return self.update_invoice(invoice_id, {"status": "cancelled"})
+        return self.update_invoice(invoice_id, {"status": "cancelled"})  # a wire value, as above
 
     def list_invoice_transactions(self, invoice_id: str) -> list[TransactionData]:
         url = self._invoice_url(invoice_id, "transactions/")
