@@ -7,17 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import schemathesis  # in the test extra: a missing one fails the run, it never skips the schema's checks
 from django.core.wsgi import get_wsgi_application
 from django.test import override_settings
 from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
 
-pytest.importorskip("drf_spectacular")
-schemathesis = pytest.importorskip("schemathesis")
-
-from schemathesis.config import SchemathesisConfig  # noqa: E402 - only once schemathesis is known to be there
-
-from django_invoicepay.api.schema import openapi, openapi_yaml  # noqa: E402
-from django_invoicepay.services import holds, payments  # noqa: E402
+from django_invoicepay.api.schema import openapi, openapi_yaml
+from django_invoicepay.services import holds, payments
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "openapi.yaml"
 CUSTOMER = {"firstname": "Uju", "surname": "Usmanu", "email": "uju@example.com", "mobile_no": "2348022222208"}
@@ -48,6 +45,20 @@ schema.app = get_wsgi_application()
 def test_the_committed_schema_is_up_to_date():
     assert SCHEMA_FILE.read_text(encoding="utf-8") == openapi_yaml(), (
         f"{SCHEMA_FILE.relative_to(SCHEMA_FILE.parents[2])} is out of date with the API: run make schema")
+
+
+@pytest.fixture(autouse=True)
+def connection_kept_across_requests():
+    """A WSGI request ends with Django closing the database connection (close_old_connections): inside the
+    test's transaction that would lose it on PostgreSQL and MariaDB. Django's test client does the same."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -158,3 +158,15 @@ def test_the_script_snippets_name_every_status_and_the_expired_qr_text():
     expired = re.search(r'data-invoicepay-template="qr-final-expired">(.*?)</template>', html, re.S)
     assert expired is not None and "This invoice is expired" in expired.group(1)
     assert 'data-invoicepay-renew=""' in expired.group(1)
+
+
+def test_templates_compare_statuses_by_member_or_group_name():
+    from django.template import Context, Template
+
+    template = Template('{% load invoicepay %}{{ s|invoicepay_status_is:"EXPIRED" }} '
+                        '{{ s|invoicepay_status_is:"CLOSED" }} {{ s|invoicepay_status_is:"FINAL" }}')
+    assert template.render(Context({"s": "expired"})) == "True True True"
+    assert template.render(Context({"s": "processing"})) == "False False False"
+    assert template.render(Context({"s": "reversed"})) == "False False False"  # unknown: in no group
+    with pytest.raises(AttributeError):
+        Template('{% load invoicepay %}{{ s|invoicepay_status_is:"EXPIRD" }}').render(Context({"s": "expired"}))

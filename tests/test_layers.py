@@ -30,14 +30,17 @@ def runtime_imports(path: Path, known: set[str]) -> set[str]:
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text())
-    typing_only = {id(node) for block in ast.walk(tree)
-                   if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-                   for node in ast.walk(block)}
+    typing_only = {id(node) for block in ast.walk(tree)  # the body of `if TYPE_CHECKING:`, not its else
+                   if isinstance(block, ast.If) and ast.unparse(block.test) in {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
+                   for statement in block.body for node in ast.walk(statement)}
     found = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in {"import_module", "import_string"} \
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            targets = [node.args[0].value]  # importlib.import_module("django_invoicepay.x"), import_string(...)
+        elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")

@@ -111,3 +111,24 @@ def test_renewers_at_once_make_one_renewal(expired, fresh_sandbox):
     run_concurrently([lambda: renewals.append(Invoice.objects.get(pk=expired.pk).renew().pk)] * 8)
     assert len(set(renewals)) == 1 and renewals[0] == Invoice.objects.get(renewal_of=expired).pk
     assert len(fresh_sandbox.data["invoices"]) == 2
+
+
+def test_a_retry_sends_the_first_attempts_body_under_the_same_key(order, fresh_sandbox, monkeypatch):
+    """A provider may refuse a key reused with another body: the dates of a retry are those of the first
+    attempt (docs/reference/wire-format.md#rehive-idempotency)."""
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first = Invoice.objects.create_for(order, amount=900, expires_at=timezone.now() + timedelta(hours=1))
+    sandbox.expire(first.remote_id)
+    first.sync()
+    with dropped_connection("insert", "invoicepay_invoice"), pytest.raises(OperationalError):
+        first.renew()
+    later = timezone.now() + timedelta(minutes=7)
+    monkeypatch.setattr("django_invoicepay.services.renewals.timezone.now", lambda: later)
+    renewal = first.renew()
+    bodies = [json.loads(r["body"]) for r in creations(fresh_sandbox)][-2:]
+    assert bodies[0] == bodies[1] and bodies[0]["expiration_date"]
+    assert renewal.renewal_of == first

@@ -11,8 +11,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .amounts import MinorUnits
 from .invoices import new_public_token
-from .money import MinorUnits
 from .order_link import OrderQuerySet
 from .otp import OtpGuarded
 from .transitions import Transition

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from ..money import Money
 from ..statuses import InvoiceStatus
 from .actions import invoice_actions
-from .money import MinorUnits
+from .amounts import MinorUnits
 from .order_link import OrderQuerySet
 from .otp import OtpGuarded
 from .transitions import Transition
@@ -113,6 +113,9 @@ class Invoice(MinorUnits, OtpGuarded):
     )
     #: Set when the provider answered 404 for it several polls in a row: no longer polled (docs/polling.md).
     missing_since = models.DateTimeField(_("unknown to the provider since"), null=True, blank=True)
+    #: When the first attempt to renew this (expired) invoice began: every retry sends the same dates, so
+    #: the same body goes with the same Idempotency-Key (services/renewals.py).
+    renewal_started_at = models.DateTimeField(_("renewal started at"), null=True, blank=True, editable=False)
     public_token = models.CharField(max_length=64, unique=True, default=new_public_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

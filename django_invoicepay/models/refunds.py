@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .amounts import MinorUnits
 from .invoices import Invoice
-from .money import MinorUnits
 
 
 class Refund(MinorUnits):

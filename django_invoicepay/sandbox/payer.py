@@ -61,7 +61,7 @@ def choose_processor(invoice_id: str, processor: str, *, state: SandboxState | N
                 make_quote(state.next_quote_id(), invoice, processor, now)
             )
         if invoice["status"] in InvoiceStatus.NEW:
-            invoice["status"] = "processing"
+            invoice["status"] = InvoiceStatus.PROCESSING.value
         invoice["updated"] = now
         return invoice
 
@@ -217,7 +217,7 @@ def expire(invoice_id: str, *, state: SandboxState | None = None) -> dict:
         invoice = _invoice(state, invoice_id)
         _open(invoice)
         now = state.now_ms()
-        invoice["status"] = "expired"
+        invoice["status"] = InvoiceStatus.EXPIRED.value
         invoice["updated"] = now
         for quote in invoice["payment_processor_quotes"]:
             if quote["status"] in {"pending", "processing"}:

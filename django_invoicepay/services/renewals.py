@@ -34,6 +34,24 @@ def renewal_key(invoice: Invoice) -> str:
     return f"renewal-of-{invoice.remote_id}"
 
 
+#: How long Rehive keeps an Idempotency-Key: docs/reference/wire-format.md#rehive-idempotency
+KEY_LIFETIME = timedelta(hours=24)
+
+
+def _renewal_started(old: Invoice) -> datetime:
+    """When the first attempt to renew `old` began, recorded once (the first of two concurrent attempts
+    wins), so every retry computes the same dates and sends the same body under the same key (inferred:
+    docs/reference/wire-format.md#rehive-idempotency-replay). Once the key has lapsed at the provider, a
+    new attempt starts afresh."""
+    now = timezone.now()
+    started = old.renewal_started_at
+    if started is None or now - started > KEY_LIFETIME:
+        Invoice.objects.filter(pk=old.pk, renewal_started_at=started).update(renewal_started_at=now)
+        started = Invoice.objects.values_list("renewal_started_at", flat=True).get(pk=old.pk)
+    assert started is not None  # set just above, by this attempt or a concurrent one
+    return started
+
+
 def _shifted(moment: datetime | None, created: datetime | None) -> timedelta | None:
     if moment is None or created is None:
         return None
@@ -54,7 +72,7 @@ def renew(invoice: Invoice) -> Invoice:
     items = business.pop("items", [])
     if business:
         metadata["service_business"] = business
-    now = timezone.now()
+    now = _renewal_started(old)
     expiry = _shifted(old.expires_at, old.remote_created)
     due = _shifted(old.due_at, old.remote_created)
     try:

@@ -9,6 +9,7 @@ See docs/template-tags.md.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -111,6 +112,31 @@ def invoicepay_status(status: object) -> str:
     return status_label(status)
 
 
+@register.filter
+def invoicepay_status_is(status: object, name: str) -> bool:
+    """`{% if invoice.status|invoicepay_status_is:"CLOSED" %}`: the status is the `InvoiceStatus` member
+    (`"EXPIRED"`) or in the group (`"CLOSED"`, `"FINAL"`, ...) of that name. A name that is neither
+    raises: a typo fails the page's test instead of hiding a branch."""
+    wanted = getattr(InvoiceStatus, name)
+    if isinstance(wanted, frozenset):
+        return status in wanted
+    if isinstance(wanted, InvoiceStatus):
+        return status == wanted
+    raise AttributeError(f"InvoiceStatus has no member or group {name!r}")
+
+
+def script_statuses() -> dict[str, Any]:
+    """What invoicepay.js decides by, from InvoiceStatus (read from the page, not hard-coded in the script)."""
+    return {
+        "final": sorted(InvoiceStatus.FINAL),
+        "paid": sorted(InvoiceStatus.PAID_IN_FULL - {InvoiceStatus.OVERPAID}),  # overpaid has its own part
+        "overpaid": InvoiceStatus.OVERPAID.value,
+        "underpaid": InvoiceStatus.UNDERPAID.value,
+        "expired": InvoiceStatus.EXPIRED.value,
+        "closed": sorted(InvoiceStatus.CLOSED - {InvoiceStatus.EXPIRED}),  # expired has its own part
+    }
+
+
 @register.simple_tag(takes_context=True)
 def invoicepay_attrs(context: Context, invoice: Invoice, pay_url: str | None = None, interval: Any = None,
                      refresh: bool = True) -> SafeString:
@@ -140,7 +166,6 @@ def invoicepay_qr(
     common = {
         "invoice": invoice if is_invoice else None,
         "token": invoice.public_token if is_invoice else "",
-        "statuses": InvoiceStatus,
         "live_attrs": live_attrs(context, invoice, pay_url=pay_url, interval=interval, refresh=refresh),
         **(_renewal(invoice, pay_url) if is_invoice else {}),
     }
@@ -188,7 +213,6 @@ def invoicepay_deposit(
         "invoice": invoice,
         "deposit": deposit_for(invoice),
         "token": invoice.public_token,
-        "statuses": InvoiceStatus,
         "auto_refund": invoicepay_settings.AUTO_REFUND_OVERPAYMENT,
         "live_attrs": live_attrs(context, invoice, pay_url=pay_url, interval=interval, refresh=refresh),
         **_renewal(invoice, pay_url),
@@ -204,5 +228,6 @@ def invoicepay_scripts() -> dict[str, Any]:
         "auto_refund": invoicepay_settings.AUTO_REFUND_OVERPAYMENT,
         "confirmation_counts": CONFIRMATION_COUNTS,
         "statuses": InvoiceStatus,
+        "script_statuses": json.dumps(script_statuses()),
         "status_labels": [(status, str(word)) for status, word in InvoiceStatus.choices],
     }

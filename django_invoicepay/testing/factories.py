@@ -35,10 +35,12 @@ from ..models import (
     Quote,
 )
 from ..services import holds, invoices, payments
+from ..statuses import InvoiceStatus
 from .sandbox import require_sandbox
 
 #: The statuses InvoiceFactory can make, and what brings an invoice there.
-INVOICE_STATUSES = ("initiated", "processing", "paid", "overpaid", "underpaid", "expired", "cancelled")
+INVOICE_STATUSES = (InvoiceStatus.INITIATED, InvoiceStatus.PROCESSING, InvoiceStatus.PAID, InvoiceStatus.OVERPAID,
+                    InvoiceStatus.UNDERPAID, InvoiceStatus.EXPIRED, InvoiceStatus.CANCELLED)
 #: A sandbox bank account that consents with the OTP `sandbox.SANDBOX_ONEPIPE_OTP`.
 SANDBOX_ACCOUNT = {"account_number": "0123456789", "bank_code": "058"}
 
@@ -78,17 +80,18 @@ def _drive(invoice: Invoice, status: str, processor: str | None, by: int) -> Non
     if status not in INVOICE_STATUSES:
         raise ValueError(f"InvoiceFactory makes invoices that are one of {', '.join(INVOICE_STATUSES)}; "
                          f"not {status!r}.")
-    if processor or status in {"processing", "paid", "overpaid", "underpaid"}:
+    if processor or status in {InvoiceStatus.PROCESSING, InvoiceStatus.PAID, InvoiceStatus.OVERPAID,
+                                InvoiceStatus.UNDERPAID}:
         sandbox.choose_processor(rid, processor or "native")
-    if status == "cancelled":
+    if status == InvoiceStatus.CANCELLED:
         invoices.cancel(invoice)
-    elif status == "paid":
+    elif status == InvoiceStatus.PAID:
         sandbox.pay(rid)
-    elif status == "overpaid":
+    elif status == InvoiceStatus.OVERPAID:
         sandbox.overpay(rid, by)
-    elif status == "underpaid":
+    elif status == InvoiceStatus.UNDERPAID:
         sandbox.underpay(rid, by)
-    elif status == "expired":
+    elif status == InvoiceStatus.EXPIRED:
         sandbox.expire(rid)
 
 
@@ -103,17 +106,17 @@ class InvoiceFactory(_CreateOnly):
         model = Invoice
 
     class Params:
-        paid = factory.Trait(status="paid")
-        overpaid = factory.Trait(status="overpaid")
-        underpaid = factory.Trait(status="underpaid")
-        expired = factory.Trait(status="expired")
-        cancelled = factory.Trait(status="cancelled")
+        paid = factory.Trait(status=InvoiceStatus.PAID)
+        overpaid = factory.Trait(status=InvoiceStatus.OVERPAID)
+        underpaid = factory.Trait(status=InvoiceStatus.UNDERPAID)
+        expired = factory.Trait(status=InvoiceStatus.EXPIRED)
+        cancelled = factory.Trait(status=InvoiceStatus.CANCELLED)
 
     order = None
     amount = 1250
     description = factory.Sequence(lambda n: f"Test order {n}")
     payer_email = ""
-    status = "initiated"
+    status = InvoiceStatus.INITIATED
     processor = None
     by = 100
 

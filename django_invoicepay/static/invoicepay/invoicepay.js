@@ -12,8 +12,10 @@
   // Browsers this script cannot serve keep the server-rendered page and its "Reload" hint.
   if (!window.fetch || !window.URL || !window.Map || !("content" in document.createElement("template"))) return;
 
-  var FINAL = ["paid", "complete", "overpaid", "late", "cancelled", "expired", "failed"];
-  var PAID = ["paid", "complete", "late"];
+  // The statuses it decides by, from the server's InvoiceStatus (JSON that {% invoicepay_scripts %} renders).
+  var statusData = document.getElementById("invoicepay-statuses");
+  if (!statusData) return; // the page's own markup and its "Reload" hint stay
+  var STATUS = JSON.parse(statusData.getAttribute("data-statuses"));
   var ACTIONS = { processor: "processor/", payer: "payer/", otp: "otp/", "otp/resend": "otp/resend/", renew: "renew/" };
   var DEFAULT_INTERVAL = 5000; // ms between checks while the page is visible and something may change
   var QUIET_GROWTH = 1.25; // each check that finds nothing new waits this much longer...
@@ -158,8 +160,8 @@
 
   /** The deposit widget's state area: final states, underpaid, or "choose how to pay". */
   function stateSnippet(data, group) {
-    if (PAID.indexOf(data.status) !== -1) return snippet("paid");
-    if (data.status === "overpaid") {
+    if (STATUS.paid.indexOf(data.status) !== -1) return snippet("paid");
+    if (data.status === STATUS.overpaid) {
       var fragment = snippet("overpaid", { extra: money(data.overpaid_by) });
       var slot = fragment && fragment.querySelector('[data-invoicepay-part="refunds"]');
       if (slot && data.refunds && data.refunds.length) {
@@ -176,10 +178,10 @@
       }
       return fragment;
     }
-    if (data.status === "expired") return data.renewed_by ? renewedSnippet("expired-renewed", data, group) : snippet("expired");
-    if (data.status === "cancelled" || data.status === "failed") return snippet("closed", { status: statusLabel(data.status) });
+    if (data.status === STATUS.expired) return data.renewed_by ? renewedSnippet("expired-renewed", data, group) : snippet("expired");
+    if (STATUS.closed.indexOf(data.status) !== -1) return snippet("closed", { status: statusLabel(data.status) });
     if (!data.primary_quote) return snippet("choose");
-    if (data.status === "underpaid") return snippet("underpaid", { owed: money(data.outstanding) });
+    if (data.status === STATUS.underpaid) return snippet("underpaid", { owed: money(data.outstanding) });
     return document.createDocumentFragment();
   }
 
@@ -222,7 +224,7 @@
     var message = own(root, "[data-invoicepay-message]")[0];
     var next;
     if (data.is_final) {
-      if (data.status !== "expired") next = snippet("qr-final", { status: statusLabel(data.status) });
+      if (data.status !== STATUS.expired) next = snippet("qr-final", { status: statusLabel(data.status) });
       else next = data.renewed_by ? renewedSnippet("qr-final-renewed", data, group) : snippet("qr-final-expired");
     } else {
       if (qrIdOf(data.scan_to_pay_uri) !== (root.getAttribute("data-invoicepay-qr-id") || "")) return false;
@@ -314,7 +316,7 @@
   Group.prototype.isFinal = function () {
     if (this.data) return !!this.data.is_final;
     var status = this.attr("data-invoicepay-status");
-    return this.attr("data-invoicepay-final") === "true" || FINAL.indexOf(status) !== -1;
+    return this.attr("data-invoicepay-final") === "true" || STATUS.final.indexOf(status) !== -1;
   };
 
   /** "live": polling (say so); "reload": not polling (ask for a reload); "off": final, nothing to say. */
