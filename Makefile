@@ -13,7 +13,7 @@ DJANGO ?=
 PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages test-wheel lint docs schema clean install
+.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages test-wheel lint docs schema clean install bench-intake
 
 install: $(STAMP)
 
@@ -56,6 +56,10 @@ test-breakages:
 # The wheel as a shop installs it (not editable, [testing] extra, newest Django, Python 3.13 or 3.12).
 test-wheel:
 	.ci/wheel
+
+# Webhook intake benchmark (benchmarks/README.md): ours over HTTP, N=500; BENCH_ARGS="--n 100 --runs 1" for a smoke run.
+bench-intake: $(STAMP)
+	$(PY) benchmarks/intake.py $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
