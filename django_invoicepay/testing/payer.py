@@ -16,7 +16,16 @@ from .sandbox import require_sandbox
 from .webhooks import OnePipeNotificationSender, RehiveWebhookSender, remote_id
 
 if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as HttpResponse
+
     from ..models import Hold, Invoice
+
+
+def _accepted(response: HttpResponse, what: str) -> None:
+    """Fail the test unless the shop answered the provider's message with 200, as a provider expects."""
+    if response.status_code != 200:
+        raise AssertionError(f"The shop answered the {what} with {response.status_code}: "
+                             f"{response.content.decode(errors='replace')}")
 
 
 class Payer:
@@ -30,10 +39,7 @@ class Payer:
         require_sandbox("The payer")
         action(remote_id(invoice), *args, **kwargs)
         if notify:
-            response = self.webhook.send(invoice)
-            if response.status_code != 200:
-                raise AssertionError(f"The shop answered the webhook with {response.status_code}: "
-                                     f"{response.content.decode(errors='replace')}")
+            _accepted(self.webhook.send(invoice), "webhook")
         invoice.refresh_from_db()
         return invoice
 
@@ -70,8 +76,6 @@ class Payer:
         require_sandbox("The payer")
         sandbox.expire_hold(hold.transaction_ref)
         if notify:
-            response = self.notification.send(hold)
-            if response.status_code != 200:
-                raise AssertionError(f"The shop answered the notification with {response.status_code}.")
+            _accepted(self.notification.send(hold), "notification")
         hold.refresh_from_db()
         return hold
