@@ -134,7 +134,8 @@ def _run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[
 
 @admin.action(description=_("Sync from the provider"), permissions=["sync"])
 def sync_with_provider(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-    _run(modeladmin, request, queryset, lambda i: i.sync(source="admin"), _("Synced: %(count)d"))
+    _run(modeladmin, request, queryset, lambda i: i.sync(source="admin", transactions=True),
+         _("Synced: %(count)d"))
 
 
 @admin.action(description=_("Cancel at the provider"), permissions=["cancel"])

@@ -46,3 +46,7 @@ INVOICEPAY = {
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+if os.environ.get("INVOICEPAY_TEST_DB_TAG") and DATABASE != "sqlite":  # two runs at once on one server
+    DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}),  # type: ignore[dict-item]
+                                    "NAME": f"test_test_{os.environ['INVOICEPAY_TEST_DB_TAG']}"}

@@ -126,8 +126,8 @@ def test_webhooks_under_load(engine, fault_rate, tmp_path, request):
     assert provider.statuses[500] == 0 and provider.statuses[599] == 0
     if not fault_rate:
         assert not [s for s in provider.statuses if s >= 500]
-        # Each event processed exactly once: a repeat of a finished event is answered, not processed again,
-        # and two arrivals of one event at once never both run (the processing lease).
+        # Each event stored once with one attempt: a repeat of a finished event is answered, not processed
+        # again; two arrivals of one new event at once may both process it (harmless), one is stored.
         processed_more_than_once = [d["event_id"] for d in report["deliveries"] if d["attempts"] != 1]
         assert not processed_more_than_once, processed_more_than_once[:10]
 

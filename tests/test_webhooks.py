@@ -186,3 +186,30 @@ def test_nul_bytes_are_stored_readably_not_refused(client, invoice):
     response = deliver(client, envelope({"id": "x\x00y"}, event_id="evt\x00nul"))
     assert response.status_code == 200
     assert WebhookDelivery.objects.get(event_id="evt\ufffdnul").object_id == "x\ufffdy"
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: BEGIN/COMMIT and the on-commit signal UPDATE counted
+def test_a_new_event_costs_8_queries_and_1_provider_call_a_duplicate_2_queries_and_none(client, fresh_sandbox,
+                                                                                          fired):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_invoicepay.models import Invoice
+
+    invoice = Invoice.objects.create_for(None, amount=1250)
+    sandbox.pay(invoice.remote_id)  # the payload says all that changed: paid, nothing pending
+    body = envelope(invoice.raw, event_id="evt-budget")  # a hint: the receiver re-fetches the invoice
+    fresh_sandbox.requests.clear()
+    with CaptureQueriesContext(connection) as new:
+        assert deliver(client, body).json()["message"] == "processed"
+    calls = [r["path"] for r in fresh_sandbox.requests]
+    with CaptureQueriesContext(connection) as repeat:
+        assert deliver(client, body).json()["duplicate"] is True
+    assert len(new.captured_queries) <= 8, [q["sql"][:80] for q in new.captured_queries]
+    assert len(repeat.captured_queries) <= 3, [q["sql"][:80] for q in repeat.captured_queries]
+    assert calls == [f"manager/businesses/sandbox-business/invoices/{invoice.remote_id}/"]
+    assert len(fresh_sandbox.requests) == 1  # the duplicate asked the provider nothing
+    assert Invoice.objects.get(pk=invoice.pk).status == "paid"
+    assert [kw["new_status"] for name, kw in fired if name == "invoice_status_changed"] == ["paid"]
+    delivery = WebhookDelivery.objects.get(event_id="evt-budget")
+    assert (delivery.status, delivery.deliveries, delivery.attempts) == ("processed", 2, 1)

@@ -46,6 +46,12 @@ class InvoiceQuerySet(OrderQuerySet["Invoice"]):
         """Invoices whose status can still change (the provider's 404s aside: see `missing_since`)."""
         return self.exclude(status__in=InvoiceStatus.FINAL)
 
+    def with_announcing_state(self) -> InvoiceQuerySet:
+        """Each invoice with `has_unannounced`: whether a transition of it still waits for its signals.
+        Read with the row, it lets `apply_invoice` announce a new transition without looking first."""
+        waiting = InvoiceStatusChange.objects.filter(invoice=models.OuterRef("pk"), announced_at__isnull=True)
+        return self.annotate(has_unannounced=models.Exists(waiting))
+
 
 # A module-level name for the generated base, so that django-stubs can type the manager's queryset methods.
 _InvoiceManagerBase = models.Manager.from_queryset(InvoiceQuerySet)
@@ -54,7 +60,7 @@ _InvoiceManagerBase = models.Manager.from_queryset(InvoiceQuerySet)
 class InvoiceManager(_InvoiceManagerBase):
     def create_for(
         self,
-        order: models.Model,
+        order: models.Model | None,
         *,
         amount: int,
         description: str = "",
@@ -231,9 +237,10 @@ class Invoice(MinorUnits, OtpGuarded):
 
     # -- acting (delegates to the services, the one place that changes state: models/actions.py) -------
 
-    def sync(self, *, source: str = "sync") -> Invoice:
-        """Re-fetch from the provider and apply; this instance is refreshed in place."""
-        invoice_actions["sync"](self, source=source)
+    def sync(self, *, source: str = "sync", transactions: bool | None = None) -> Invoice:
+        """Re-fetch from the provider and apply; this instance is refreshed in place. `transactions`:
+        fetch them too (True), or not (False); by default only while deposits are in flight."""
+        invoice_actions["sync"](self, source=source, transactions=transactions)
         self.refresh_from_db()
         return self
 

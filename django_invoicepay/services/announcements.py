@@ -12,6 +12,7 @@ sweep (`announce_due`) sends them later, still in order. Receivers get a stable
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,43 +90,75 @@ HOLDS = Outbox(HoldStatusChange, "hold", _send_hold)
 CONSENTS = Outbox(ConsentStatusChange, "consent", _send_consent)
 
 
-def announce(outbox: Outbox, owner: models.Model) -> int:
+def record(outbox: Outbox, owner: models.Model, *, claimed: bool, **fields: Any) -> Transition:
+    """Write a transition row, inside the transaction that changes `owner`.
+
+    `claimed`: the caller knows no earlier transition of `owner` waits to be announced; the row is then
+    leased to this process from the start, and announced after commit without looking for others.
+    """
+    lease = {"announcing_until": timezone.now() + timedelta(seconds=LEASE)} if claimed else {}
+    return outbox.model._default_manager.create(**{outbox.owner_field: owner}, **lease, **fields)
+
+
+def _deliver(outbox: Outbox, change: Transition, owner: models.Model) -> bool:
+    """Send one leased transition's signals and record the outcome; False when receivers failed and it
+    is to be sent again later (the object's later transitions wait for it)."""
+    failed = outbox.send(change, owner)
+    attempts = change.announce_attempts + 1
+    row = outbox.model._default_manager.filter(pk=change.pk)
+    if failed and attempts < MAX_ATTEMPTS:
+        delay = retry_delay(attempts)
+        row.update(announcing_until=timezone.now() + timedelta(seconds=delay), announce_attempts=attempts)
+        logger.warning("Transition %s: %d receiver(s) failed; sending it again in %d s", change.transition_id,
+                       failed, delay)
+        return False
+    if failed:
+        logger.error("Transition %s: receivers still failing after %d attempts; given up", change.transition_id,
+                     attempts)
+    row.update(announced_at=timezone.now(), announcing_until=None, announce_attempts=attempts)
+    return True
+
+
+def announce(outbox: Outbox, owner: models.Model, *, wait: float = 0.0) -> int:
     """Announce `owner`'s unannounced transitions, oldest first; returns how many were sent.
 
-    Stops at the first one another process is announcing: that process goes on with the rest,
-    so the order per object holds.
+    When another process is announcing the oldest one (for the first time), waits up to `wait` seconds
+    for it, then goes on with the rest; otherwise stops there, and the sweep sends the rest later, so
+    the order per object holds.
     """
     sent = 0
+    give_up_at = time.monotonic() + wait
     while True:
         change = outbox.pending(owner.pk).order_by("pk").first()
         if change is None:
             return sent
         if not leases.take(outbox.model._default_manager.filter(pk=change.pk, announced_at__isnull=True),
                            "announcing_until", LEASE):
+            if change.announce_attempts or time.monotonic() >= give_up_at:
+                return sent
+            time.sleep(0.05)
+            continue
+        if not _deliver(outbox, change, owner):
             return sent
-        failed = outbox.send(change, owner)
-        attempts = change.announce_attempts + 1
-        row = outbox.model._default_manager.filter(pk=change.pk)
-        if failed and attempts < MAX_ATTEMPTS:  # send again later; the object's later transitions wait
-            delay = retry_delay(attempts)
-            row.update(announcing_until=timezone.now() + timedelta(seconds=delay), announce_attempts=attempts)
-            logger.warning("Transition %s: %d receiver(s) failed; sending it again in %d s", change.transition_id,
-                           failed, delay)
-            return sent
-        if failed:
-            logger.error("Transition %s: receivers still failing after %d attempts; given up", change.transition_id,
-                         attempts)
-        row.update(announced_at=timezone.now(), announcing_until=None, announce_attempts=attempts)
         sent += 1
 
 
-def announce_on_commit(outbox: Outbox, owner: models.Model) -> None:
-    """After the current transaction commits, announce what it recorded. Nothing raises from here: a failure
-    (a dropped connection) is logged and leaves the rows unannounced, for the sweep."""
+#: How long announcing after a commit waits for another process that is announcing an earlier
+#: transition of the same object (rare: two changes of one object within moments).
+WAIT = 2.0
+
+
+def announce_on_commit(outbox: Outbox, owner: models.Model, claimed: Transition | None = None) -> None:
+    """After the current transaction commits, announce what it recorded (only `claimed` when given: see
+    `record`). Nothing raises from here: a failure (a dropped connection) is logged and leaves the rows
+    unannounced, for the sweep."""
 
     def announce_committed() -> None:
         try:
-            announce(outbox, owner)
+            if claimed is not None:
+                _deliver(outbox, claimed, owner)
+            else:
+                announce(outbox, owner, wait=WAIT)
         except Exception as exc:  # noqa: BLE001 - the change is committed; the sweep announces it
             logger.warning("Announcing the transitions of %s %s failed (%s); the sweep sends them",
                            outbox.owner_field, owner.pk, type(exc).__name__)

@@ -10,10 +10,11 @@ transition. Creating, syncing and cancelling all end in that path.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
@@ -21,12 +22,13 @@ from django.utils import timezone
 
 from ..clients import rehive_client
 from ..errors import OpenInvoiceExists
-from ..models import Invoice, InvoiceStatusChange, InvoiceTransaction, Quote
+from ..models import Invoice, InvoiceStatusChange
 from ..money import whole_minor_units
 from ..orders import follow_invoice, get_order_adapter
-from ..rehive.payloads import InvoiceData, QuoteData, TransactionData, to_ms
+from ..rehive.payloads import InvoiceData, TransactionData, to_ms
 from ..statuses import InvoiceStatus
 from . import announcements
+from .mirroring import assign, invoice_values, is_newer, upsert_transactions, write_quotes
 
 logger = logging.getLogger("django_invoicepay.invoices")
 
@@ -128,9 +130,9 @@ def _mirror_new(data: InvoiceData, order: models.Model | None, renewal_of: Invoi
         if order is not None:
             invoice.content_type = ContentType.objects.get_for_model(order)
             invoice.object_id = str(order.pk)
-        _copy_fields(invoice, data)
+        assign(invoice, invoice_values(data))
         invoice.save()
-        _upsert_quotes(invoice, data.quotes)
+        write_quotes(invoice, data.quotes)
         InvoiceStatusChange.objects.create(  # the shop made it: nothing to announce
             invoice=invoice, from_status="", to_status=invoice.status, source="create",
             remote_updated=data.updated, announced_at=timezone.now(),
@@ -143,33 +145,36 @@ def _mirror_new(data: InvoiceData, order: models.Model | None, renewal_of: Invoi
 
 
 def sync(invoice: Invoice, *, source: str = "sync", transactions: bool | None = None) -> Invoice:
-    """Re-fetch the invoice and apply it; its transactions too when they may have changed.
+    """Re-fetch the invoice and apply it; its transactions too while deposits are in flight.
 
-    Transactions change only when money moves, so by default they are fetched only when a
-    quote has deposits pending (confirmations count up) or its paid total or the invoice's
-    status differs from the mirror: an unchanged invoice costs one HTTP call.
-    Returns the freshly locked and updated row (the argument is not modified).
+    An unchanged invoice, and one whose payload says all that changed, costs one HTTP call
+    (when transactions are fetched: docs/polling.md#transactions).
+    Returns the updated row (the argument is not modified).
     """
     data, txs = fetch(invoice, transactions=transactions)
-    return apply_invoice(data, source=source, transactions=txs) or invoice
+    return apply_invoice(data, source=source, transactions=txs, current=invoice) or invoice
 
 
 def fetch(invoice: Invoice, *, transactions: bool | None = None) -> tuple[InvoiceData, list[TransactionData] | None]:
-    """The provider's view of `invoice` (HTTP only: with its quotes prefetched it touches no database,
-    so pollers run it in worker threads)."""
+    """The provider's view of `invoice` (HTTP only: it touches no database, so pollers run it in
+    worker threads)."""
     client = rehive_client()
     data = client.get_invoice(invoice.remote_id)
     if transactions is None:
-        transactions = _money_moved(invoice, data)
+        transactions = deposits_in_flight(invoice, data)
     txs = client.list_invoice_transactions(invoice.remote_id) if transactions else None
     return data, txs
 
 
-def _money_moved(invoice: Invoice, data: InvoiceData) -> bool:
-    if data.status != invoice.status:
-        return True
-    paid = {quote.remote_id: quote.total_paid for quote in invoice.quotes.all()}
-    return any(q.total_pending > 0 or paid.get(q.id) != q.total_paid for q in data.quotes)
+def deposits_in_flight(invoice: Invoice, data: InvoiceData) -> bool:
+    """Whether the transactions must be fetched too: a quote has deposits pending at the provider (their
+    confirmations count up, the payer's page shows them), or had when last mirrored (so the pending
+    transactions stored then are settled). Otherwise the invoice's quotes say what changed: paid and
+    pending totals, statuses. Read from the stored payload, not the quote rows: no query."""
+    stored = invoice.raw.get("payment_processor_quotes") if isinstance(invoice.raw, dict) else None
+    was_pending = any(isinstance(q, dict) and q.get("total_pending") not in (None, 0, "0")
+                      for q in stored or ())
+    return was_pending or any(q.total_pending > 0 for q in data.quotes)
 
 
 def cancel(invoice: Invoice, *, source: str = "cancel") -> Invoice:
@@ -182,187 +187,93 @@ def apply_invoice(
     *,
     source: str,
     transactions: Sequence[TransactionData] | None = None,
+    current: Invoice | None = None,
 ) -> Invoice | None:
     """Apply a provider payload to the mirror. The one path that changes an invoice's state.
 
-    Returns the updated invoice, or None when no local invoice has this remote id.
+    `current` is the row as the caller last read it (read here when not given); it is only trusted
+    where the write checks it (`_swap`). Returns the updated invoice, or None when no local invoice
+    has this remote id.
     """
-    current = Invoice.objects.filter(remote_id=data.id).first()
+    if current is None:
+        current = Invoice.objects.filter(remote_id=data.id).first()
     if current is None:
         logger.info("Ignored a payload for unknown invoice %s (from %s)", data.id, source)
         return None
-    if transactions is None and not _is_newer(data.updated, current.remote_updated):
+    if transactions is None and not is_newer(data.updated, current.remote_updated):
         # Not newer than what is stored (a duplicate or a late delivery): nothing to write, so no
         # lock either. `remote_updated` only grows, so the locked check would say the same.
         logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
         return current
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().filter(pk=current.pk).first()
-        if invoice is None:  # deleted since the read above
+        swapped = _swap(current, data) if transactions is None else None
+        locked = (swapped, current.status) if swapped else _locked(current.pk, data, source)
+        if locked is None:  # deleted since the read above
             return None
-        old_status = invoice.status
-        if _is_newer(data.updated, invoice.remote_updated):
-            changed = _copy_fields(invoice, data)
-            if changed:
-                invoice.save(update_fields=[*changed, "updated_at"])
-            _upsert_quotes(invoice, data.quotes)
-        else:
-            logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
+        invoice, old_status = locked
         if transactions is not None:
-            _upsert_transactions(invoice, transactions)
+            upsert_transactions(invoice, transactions)
         if invoice.status != old_status:
-            _record_transition(invoice, old_status, source, data)
+            _record_transition(invoice, old_status, source, data, claimed=swapped is not None
+                               and getattr(current, "has_unannounced", None) is False)
         return invoice
 
 
-def _is_newer(incoming: datetime | None, stored: datetime | None) -> bool:
-    """A payload is applied only when it is newer than what is stored (or either has no time)."""
-    return incoming is None or stored is None or incoming > stored
+def _swap(current: Invoice, data: InvoiceData) -> Invoice | None:
+    """Write a newer payload with one conditional UPDATE instead of re-reading the row under a lock.
+
+    It applies only while the row still has the status and provider time `current` has: then no
+    other apply came in between, and the UPDATE holds the row's lock until commit, as the locked
+    read would. None when the row moved meanwhile or either time is missing: the locked path then.
+    """
+    if data.updated is None or current.remote_updated is None:
+        return None
+    invoice = copy.copy(current)
+    changed = assign(invoice, invoice_values(data))  # remote_updated at least: the payload is newer
+    invoice.updated_at = timezone.now()
+    values = {name: getattr(invoice, name) for name in [*changed, "updated_at"]}
+    row = Invoice.objects.filter(pk=current.pk, status=current.status, remote_updated=current.remote_updated)
+    if not row.update(**values):
+        return None
+    write_quotes(invoice, data.quotes)
+    return invoice
 
 
-def _record_transition(invoice: Invoice, old_status: str, source: str, data: InvoiceData) -> None:
+def _locked(pk: int, data: InvoiceData, source: str) -> tuple[Invoice, str] | None:
+    """The row read again under its lock, with the payload applied when it is newer than the row;
+    and the status it had."""
+    invoice = Invoice.objects.select_for_update().filter(pk=pk).first()
+    if invoice is None:
+        return None
+    old_status = invoice.status
+    if is_newer(data.updated, invoice.remote_updated):
+        changed = assign(invoice, invoice_values(data))
+        if changed:
+            invoice.save(update_fields=[*changed, "updated_at"])
+        write_quotes(invoice, data.quotes)
+    else:
+        logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
+    return invoice, old_status
+
+
+def _record_transition(invoice: Invoice, old_status: str, source: str, data: InvoiceData, *, claimed: bool) -> None:
     """Inside the invoice's transaction: the history row (the signals' outbox), then the order.
 
     The signals go out after commit (`announcements`), at least once, with the row's transition id.
+    `claimed`: no earlier transition of this invoice is waiting to be announced.
     """
     new_status = invoice.status
     if new_status not in InvoiceStatus.values:
         logger.warning("Invoice %s has a status this app does not know: %r", invoice.remote_id, new_status)
-    amounts: dict[str, int] = {InvoiceStatus.OVERPAID: invoice.overpaid_by,
-                               InvoiceStatus.UNDERPAID: invoice.outstanding}
-    amount = amounts.get(new_status)
-    InvoiceStatusChange.objects.create(
-        invoice=invoice, from_status=old_status, to_status=new_status, source=source,
-        remote_updated=data.updated, amount=amount,
+    amount: int | None = None  # read from the quotes only where the signal carries it
+    if new_status == InvoiceStatus.OVERPAID:
+        amount = invoice.overpaid_by
+    elif new_status == InvoiceStatus.UNDERPAID:
+        amount = invoice.outstanding
+    change = announcements.record(
+        announcements.INVOICES, invoice, claimed=claimed, from_status=old_status, to_status=new_status,
+        source=source, remote_updated=data.updated, amount=amount,
     )
     follow_invoice(invoice, new_status)
     logger.info("Invoice %s: %s -> %s (from %s)", invoice.remote_id, old_status, new_status, source)
-    announcements.announce_on_commit(announcements.INVOICES, invoice)
-
-
-# -- copying payloads into rows ---------------------------------------------------------------
-
-
-def _assign(obj: models.Model, values: Mapping[str, Any]) -> list[str]:
-    """Set the values that differ; return their field names."""
-    changed = [name for name, value in values.items() if getattr(obj, name) != value]
-    for name in changed:
-        setattr(obj, name, values[name])
-    return changed
-
-
-def _copy_fields(invoice: Invoice, data: InvoiceData) -> list[str]:
-    return _assign(
-        invoice,
-        {
-            "reference": data.reference[:128],
-            "request_reference": data.request_reference[:128],
-            "status": data.status[:32],
-            "request_amount": data.amount,
-            "currency_code": data.currency.code,
-            "currency_divisibility": data.currency.divisibility,
-            "remote_user_id": data.user_id,
-            "primary_processor": data.primary_processor,
-            "payer_email": data.payer_email,
-            "payer_mobile_number": data.payer_mobile_number,
-            "description": data.description,
-            "return_url": data.return_url[:500],
-            "redirect_url": data.redirect_url[:500],
-            "expires_at": data.expires_at,
-            "due_at": data.due_at,
-            "remote_created": data.created,
-            "remote_updated": data.updated,
-            "raw": data.raw,
-        },
-    )
-
-
-def _quote_values(quote: QuoteData) -> dict[str, Any]:
-    return {
-        "reference": quote.reference[:255],
-        "status": quote.status[:32],
-        "processor": quote.processor.unique_string_name,
-        "processor_name": quote.processor.name,
-        "processor_type": quote.processor.type,
-        "processor_native": quote.processor.native,
-        "processor_subtype": quote.processor.subtype,
-        "deposit_details": quote.deposit_details,
-        "currency_code": quote.currency.code,
-        "currency_divisibility": quote.currency.divisibility,
-        "amount": quote.amount,
-        "total_paid": quote.total_paid,
-        "total_pending": quote.total_pending,
-        "expires_at": quote.expires_at,
-        "remote_updated": quote.updated,
-        "raw": quote.raw,
-    }
-
-
-def _transaction_values(tx: TransactionData) -> dict[str, Any]:
-    return {
-        "quote_remote_id": tx.quote_id,
-        "settled": tx.settled,
-        "status": tx.status[:32],
-        "tx_type": tx.tx_type,
-        "subtype": tx.subtype,
-        "amount": tx.amount,
-        "fee": tx.fee,
-        "total_amount": tx.total_amount,
-        "currency_code": tx.currency.code,
-        "currency_divisibility": tx.currency.divisibility,
-        "service": tx.service,
-        "confirmations": tx.confirmations,
-        "tx_hash": tx.tx_hash[:255],
-        "remote_created": tx.created,
-        "remote_updated": tx.updated,
-        "raw": tx.raw,
-    }
-
-
-_Mirrored = TypeVar("_Mirrored", Quote, InvoiceTransaction)
-
-
-def _upsert(
-    model: type[_Mirrored],
-    existing: dict[Any, _Mirrored],
-    incoming: dict[Any, tuple[dict[str, Any], datetime | None]],
-    make: Callable[[Any, dict[str, Any]], _Mirrored],
-) -> None:
-    """Insert new rows, update changed ones, skip stale and unchanged: at most three queries."""
-    to_create: list[_Mirrored] = []
-    to_update: list[_Mirrored] = []
-    fields: set[str] = set()
-    for key, (values, updated) in incoming.items():
-        row = existing.get(key)
-        if row is None:
-            to_create.append(make(key, values))
-        elif _is_newer(updated, row.remote_updated):
-            changed = _assign(row, values)
-            if changed:
-                to_update.append(row)
-                fields.update(changed)
-    if to_create:
-        model.objects.bulk_create(to_create)
-    if to_update:
-        model.objects.bulk_update(to_update, sorted(fields))
-
-
-def _upsert_quotes(invoice: Invoice, quotes: Sequence[QuoteData]) -> None:
-    if quotes:
-        _upsert(
-            Quote,
-            {q.remote_id: q for q in invoice.quotes.all()},
-            {q.id: (_quote_values(q), q.updated) for q in quotes},
-            lambda key, values: Quote(invoice=invoice, remote_id=key, **values),
-        )
-    invoice.__dict__.pop("_quotes", None)
-
-
-def _upsert_transactions(invoice: Invoice, transactions: Sequence[TransactionData]) -> None:
-    if transactions:
-        _upsert(
-            InvoiceTransaction,
-            {t.code: t for t in invoice.transactions.all()},
-            {t.code: (_transaction_values(t), t.updated) for t in transactions},
-            lambda key, values: InvoiceTransaction(invoice=invoice, code=key, **values),
-        )
+    announcements.announce_on_commit(announcements.INVOICES, invoice, change if claimed else None)

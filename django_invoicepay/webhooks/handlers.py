@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from typing import Any
 
+from django.db.models import QuerySet, Subquery
 from django.http import HttpRequest, QueryDict
 
 from ..conf import invoicepay_settings
@@ -22,6 +23,8 @@ from ..models import WebhookDelivery
 
 Status = WebhookDelivery.Status
 Outcome = tuple[str, str]  # (the delivery's new status, a note for the log)
+#: The object a delivery names and the status of the event's earlier delivery, if there is one.
+Loaded = tuple[Any, str | None]
 
 #: Rehive events that name an invoice, and where its id is in `data`.
 REHIVE_EVENTS = {
@@ -39,8 +42,9 @@ class Handler:
     authentic: Callable[[HttpRequest], bool]
     #: (event name, event id, the id of what it is about) from the parsed body.
     identify: Callable[[dict], tuple[object, object, object]]
-    #: Act on a stored delivery: (new status, note). Raising means: failed, to be retried.
-    act: Callable[[WebhookDelivery], Outcome]
+    #: Act on a delivery: (new status, note). Raising means: failed, to be retried. The second argument
+    #: is what `load` read (None: the handler reads what it needs).
+    act: Callable[[WebhookDelivery, Any], Outcome]
     #: The provider's name in log lines.
     title: str = ""
     #: Whether an object id names something of this shop; when it does not, the delivery is kept only as
@@ -52,6 +56,10 @@ class Handler:
     throttled: bool = False
     #: Answer messages that differ from the defaults in `intake.MESSAGES`.
     messages: Mapping[str, str] = field(default_factory=dict)
+    #: Reads the object an object id names together with the status of the event's earlier deliveries
+    #: (given as a queryset), in one query; (None, None) when there is no such object. None: the intake
+    #: looks the event up alone.
+    load: Callable[[str, QuerySet[WebhookDelivery]], Loaded] | None = None
 
     def done(self, status: str) -> str:
         """The message key of a delivery finished as `status` (OnePipe says the same whatever it was)."""
@@ -78,13 +86,24 @@ def rehive_identify(payload: dict) -> tuple[object, object, object]:
     return event, payload.get("id"), data.get(REHIVE_EVENTS.get(event, "id"))
 
 
-def rehive_act(delivery: WebhookDelivery) -> Outcome:
+def rehive_load(object_id: str, earlier: QuerySet[WebhookDelivery]) -> Loaded:
+    """The invoice (with what `apply_invoice` can use: see `with_announcing_state`) and the event's
+    earlier delivery status, in one query."""
+    from ..models import Invoice
+
+    invoice = (Invoice.objects.filter(remote_id=object_id).with_announcing_state()
+               .annotate(earlier_status=Subquery(earlier.values("status")[:1])).first())
+    return (invoice, getattr(invoice, "earlier_status", None)) if invoice is not None else (None, None)
+
+
+def rehive_act(delivery: WebhookDelivery, invoice: Any) -> Outcome:
     from ..models import Invoice
     from ..services.invoices import sync
 
     if delivery.event not in REHIVE_EVENTS:
         return Status.IGNORED, f"No action for event {delivery.event!r}."
-    invoice = Invoice.objects.filter(remote_id=delivery.object_id).first() if delivery.object_id else None
+    if invoice is None and delivery.object_id:
+        invoice = Invoice.objects.filter(remote_id=delivery.object_id).first()
     if invoice is None:
         return Status.IGNORED, "The event names an invoice this shop does not have."
     sync(invoice, source="webhook")
@@ -134,7 +153,7 @@ def onepipe_identify(payload: dict) -> tuple[object, object, object]:
     return payload.get("request_type"), payload.get("request_ref"), details.get("transaction_ref")
 
 
-def onepipe_act(delivery: WebhookDelivery) -> Outcome:
+def onepipe_act(delivery: WebhookDelivery, _loaded: Any) -> Outcome:
     from ..models import Hold
     from ..services.holds import refresh_hold
 
@@ -146,7 +165,7 @@ def onepipe_act(delivery: WebhookDelivery) -> Outcome:
 
 
 HANDLERS: dict[str, Handler] = {
-    "rehive": Handler("rehive", rehive_authentic, rehive_identify, rehive_act, title="Rehive"),
+    "rehive": Handler("rehive", rehive_authentic, rehive_identify, rehive_act, title="Rehive", load=rehive_load),
     "onepipe": Handler(
         "onepipe", onepipe_authentic, onepipe_identify, onepipe_act, title="OnePipe", relevant=onepipe_relevant,
         throttled=True, words=("Successful", "Failed"),

@@ -1,15 +1,18 @@
-"""Every webhook delivery goes through here: authenticate, store, lease, process, answer.
+"""Every webhook delivery goes through here: authenticate, recognise a repeat, process, store, answer.
 
-- Stored raw before anything else (autocommit), unique per provider and event id, so a delivery
-  is never lost and a repeat is recognised.
-- Processed by one attempt at a time: an attempt takes the delivery's lease with one conditional
-  UPDATE. A repeat that arrives while an attempt runs waits up to IN_FLIGHT_WAIT for it (then it is
-  a duplicate), else is answered 503 with Retry-After (the provider retries it); a lease left by a
-  killed process lapses after `processing_lease()` seconds, and the next repeat or polling sweep
-  processes the delivery at once.
-- Answered `duplicate` only when an earlier attempt finished (processed or ignored).
-- A database error at any step is a 503 with Retry-After, never a 500; the failure is recorded
-  on a fresh connection, with its traceback and without secrets.
+- A repeat is recognised with one read (the handler's object with the event's earlier delivery); a
+  repeat of a finished event is counted and answered `duplicate`, and costs no provider call.
+- A new event is processed in its request and then stored once, with its outcome (docs/webhooks.md
+  says why): a failure is stored as `failed`, for the provider's retry and the polling sweep; a
+  process killed before storing leaves the provider to retry. Two arrivals of one new event at
+  once both process it, harmlessly (applying is idempotent), and only one is stored.
+- A stored, unfinished delivery (failed, or queued for a task worker) is processed by one attempt
+  at a time: it takes the delivery's lease with one conditional UPDATE. A repeat that arrives
+  while an attempt runs waits up to IN_FLIGHT_WAIT for it (then it is a duplicate), else is
+  answered 503 with Retry-After; a lease left by a killed process lapses after
+  `processing_lease()` seconds.
+- A database error at any step is a 503 with Retry-After, never a 500; a processing failure is
+  recorded on a fresh connection, with its traceback and without secrets.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +37,7 @@ from ..api.throttling import WebhookThrottle
 from ..clientip import client_address, parse_address
 from ..masking import redact_secrets
 from ..models import WebhookDelivery
-from ..models.webhooks import UNFINISHED
+from ..models.webhooks import FINISHED, UNFINISHED
 from ..reconnect import on_fresh_connection, reset_connection
 from . import bodies
 from .handlers import HANDLERS, Handler
@@ -86,39 +90,49 @@ def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
 MALFORMED_KEPT = 4096
 
 
-def record(handler: Handler, *, body: bytes, headers: dict[str, str], source_ip: str | None
-           ) -> tuple[WebhookDelivery, bool]:
-    """Store the delivery (autocommit, outside any processing transaction), or count a repeat of it.
+def received(handler: Handler, *, body: bytes, headers: dict[str, str], source_ip: str | None) -> WebhookDelivery:
+    """The delivery as it arrived, not yet stored: `malformed`, `received`, or (when it names nothing of
+    this shop, where the handler can tell) a masked summary already `ignored`.
 
-    Returns (the delivery, whether it is new). Bounded storage: a body that is not a JSON object is
-    kept cut to MALFORMED_KEPT characters; a delivery that names nothing of this shop (where the
-    handler can tell) is kept as a masked summary, already `ignored`.
+    Bounded storage: a body that is not a JSON object is kept cut to MALFORMED_KEPT characters.
     """
     text = body.decode("utf-8", errors="replace")
     common = {"provider": handler.provider, "headers": safe_headers(headers), "source_ip": source_ip}
     try:
         payload = bodies.parse(text)
     except bodies.BodyRefused as refused:
-        delivery = WebhookDelivery.objects.create(status=Status.MALFORMED, body=storable(text[:MALFORMED_KEPT]),
-                                                  error=refused.message, **common)
-        logger.warning("%s webhook %s: %s", handler.title, delivery.pk, refused.message)
-        return delivery, True
+        return WebhookDelivery(status=Status.MALFORMED, body=storable(text[:MALFORMED_KEPT]), error=refused.message,
+                               **common)
     event, event_id, object_id = (storable(str(value or ""))[:128] for value in handler.identify(payload))
-    fields: dict[str, Any] = {"event": event, "event_id": event_id or None, "object_id": object_id,
-                              "body": storable(text), **common}
+    delivery = WebhookDelivery(event=event, event_id=event_id or None, object_id=object_id, body=storable(text),
+                               **common)
     if handler.relevant is not None and not handler.relevant(object_id):
         summary = {"event": event, "event_id": event_id, "object_id": object_id}
-        fields.update(status=Status.IGNORED, body=json.dumps(summary), headers={}, processed_at=timezone.now(),
-                      error="Names nothing of this shop: counted, not stored whole.")
+        delivery.status, delivery.body, delivery.headers = Status.IGNORED, json.dumps(summary), {}
+        delivery.processed_at = timezone.now()
+        delivery.error = "Names nothing of this shop: counted, not stored whole."
+    return delivery
+
+
+def store(delivery: WebhookDelivery) -> bool:
+    """Insert the delivery; False when its event is already stored (a repeat that came in meanwhile)."""
     try:
-        with transaction.atomic():
-            return WebhookDelivery.objects.create(**fields), True
+        with nullcontext() if transaction.get_autocommit() else transaction.atomic():  # a savepoint if need be
+            delivery.save(force_insert=True)
     except IntegrityError:
-        repeats = WebhookDelivery.objects.filter(provider=handler.provider, event_id=event_id)
-        repeats.update(deliveries=F("deliveries") + 1)
-        delivery = repeats.get()
-        logger.info("%s webhook %s delivered again (%s)", handler.title, event_id, delivery.status)
-        return delivery, False
+        delivery.pk = None
+        return False
+    return True
+
+
+def earlier_deliveries(delivery: WebhookDelivery) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(provider=delivery.provider, event_id=delivery.event_id)
+
+
+def count_repeat(delivery: WebhookDelivery) -> None:
+    """One more delivery of an event already stored."""
+    earlier_deliveries(delivery).update(deliveries=F("deliveries") + 1)
+    logger.info("%s webhook %s delivered again", delivery.provider, delivery.event_id)
 
 
 # -- processing ------------------------------------------------------------------------------------
@@ -137,7 +151,7 @@ def process(delivery: WebhookDelivery) -> str:
     Raises ProcessingFailed (recorded on the delivery, lease given back) when the handler fails.
     """
     try:
-        status, note = HANDLERS[delivery.provider].act(delivery)
+        status, note = HANDLERS[delivery.provider].act(delivery, None)
         done = {"status": status, "error": note, "processed_at": timezone.now(), "leased_until": None}
         if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
             done["body"] = bodies.masked_text(delivery.body)
@@ -156,8 +170,18 @@ def record_failure(delivery: WebhookDelivery, exc: BaseException) -> None:
                  type(exc).__name__, exc_info=None if isinstance(exc, DatabaseError) else exc)
     error = redact_secrets("".join(traceback.format_exception(exc)))
     unfinished = WebhookDelivery.objects.filter(pk=delivery.pk, status__in=UNFINISHED)
+
+    def write() -> None:
+        if delivery.pk is not None:
+            unfinished.update(status=Status.FAILED, error=error, leased_until=None)
+            return
+        delivery.status, delivery.error, delivery.attempts = Status.FAILED, error, 1
+        delivery.last_attempt_at = timezone.now()
+        if not store(delivery):  # a concurrent attempt stored the event first: it stands
+            count_repeat(delivery)
+
     try:
-        on_fresh_connection(lambda: unfinished.update(status=Status.FAILED, error=error, leased_until=None))
+        on_fresh_connection(write)
     except DatabaseError:  # the lease lapses by itself; the provider's retry or the sweep finds it
         logger.error("%s webhook %s: the failure could not be recorded either", delivery.provider, delivery.event_id)
 
@@ -238,8 +262,9 @@ class Intake:
 
     handler: Handler
     request: HttpRequest
-    #: Hands a stored delivery to a worker and says True, or says False when there is no queue (then this
-    #: request processes it). The view passes `tasks.enqueue_webhook`; the intake knows no task framework.
+    #: Hands a stored delivery to a worker and says True (False: this request processes it after all).
+    #: The view passes `tasks.enqueue_webhook` when a queueing task backend is configured, else None (then
+    #: every delivery is processed in its request); the intake knows no task framework.
     enqueue: Callable[[int], bool] | None = None
     delivery: WebhookDelivery | None = None
     claimed: bool = False  # this request holds the delivery's processing lease
@@ -278,15 +303,59 @@ class Intake:
         except bodies.BodyRefused as refused:
             logger.warning("Refused a %s webhook: %s", handler.title, refused.message)
             return reply(handler, refused.status, refused.message)
-        self.delivery, new = record(handler, body=body, headers=safe_headers(request.headers),
-                                    source_ip=_source_ip(request))
-        delivery = self.delivery
+        delivery = received(handler, body=body, headers=safe_headers(request.headers), source_ip=_source_ip(request))
         if delivery.status == Status.MALFORMED:
+            store(delivery)
+            logger.warning("%s webhook %s: %s", handler.title, delivery.pk, delivery.error)
             return reply(handler, 400, delivery.error or "malformed")
-        if delivery.is_finished:
-            if new:  # ignored as it arrived: it names nothing of this shop
+        subject, earlier = self._load(delivery)
+        if earlier is None and delivery.status == Status.RECEIVED and self.enqueue is None:
+            return self._process_new(delivery, subject)
+        if earlier is None and store(delivery):  # ignored as it arrived (names nothing of this shop), or queued
+            if delivery.status == Status.IGNORED:
                 return reply(handler, 200, handler.done(delivery.status))
+            return self._queue_or_process(delivery)
+        count_repeat(delivery)
+        if earlier in FINISHED:
             return reply(handler, 200, "duplicate", duplicate=True)
+        stored = earlier_deliveries(delivery).get()
+        if stored.is_finished:
+            return reply(handler, 200, "duplicate", duplicate=True)
+        return self._queue_or_process(stored)
+
+    def _load(self, delivery: WebhookDelivery) -> tuple[Any, str | None]:
+        """What the delivery names (when the handler can read it) and the status of the event's earlier
+        delivery, in one query where the handler can (a repeat of a finished event costs two in all)."""
+        subject, earlier = None, None
+        if self.handler.load is not None and delivery.object_id:
+            subject, earlier = self.handler.load(delivery.object_id, earlier_deliveries(delivery))
+        if subject is None and delivery.event_id:
+            earlier = earlier_deliveries(delivery).values_list("status", flat=True).first()
+        return subject, earlier
+
+    def _process_new(self, delivery: WebhookDelivery, subject: Any) -> JsonResponse:
+        """A new event, processed in this request and stored once with its outcome (no lease to take and
+        give back: a repeat arriving meanwhile processes it too, harmlessly, as applying is idempotent, and
+        only one of the two is stored; a process killed before storing it leaves the provider to retry)."""
+        handler = self.handler
+        delivery.attempts, delivery.last_attempt_at = 1, timezone.now()
+        try:
+            status, note = handler.act(delivery, subject)
+        except Exception as exc:  # noqa: BLE001 - recorded (and stored) as failed; the provider retries
+            record_failure(delivery, exc)
+            return reply(handler, 503, "failed")
+        delivery.status, delivery.error, delivery.processed_at = status, note, timezone.now()
+        if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
+            delivery.body = bodies.masked_text(delivery.body)
+        if not store(delivery):
+            count_repeat(delivery)
+            return reply(handler, 200, "duplicate", duplicate=True)
+        return reply(handler, 200, handler.done(status))
+
+    def _queue_or_process(self, delivery: WebhookDelivery) -> JsonResponse:
+        """A stored, unfinished delivery: queued for a worker, or processed here once this request holds its lease."""
+        handler = self.handler
+        self.delivery = delivery
         if self.enqueue is not None and self.enqueue(delivery.pk):
             return reply(handler, 202, "queued")  # at once; a worker processes it (and a repeat re-queues)
         waited_until = time.monotonic() + IN_FLIGHT_WAIT

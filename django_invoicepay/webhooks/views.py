@@ -27,7 +27,7 @@ def receiver(provider: str) -> Callable[[HttpRequest], HttpResponse]:
     @require_POST
     @transaction.non_atomic_requests
     def receive(request: HttpRequest) -> JsonResponse:
-        return Intake(HANDLERS[provider], request, enqueue=tasks.enqueue_webhook).run()
+        return Intake(HANDLERS[provider], request, enqueue=tasks.enqueue_webhook if tasks.queueing() else None).run()
 
     receive.__name__ = receive.__qualname__ = provider
     return receive
