@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,3 +19,7 @@ class InvoicePayConfig(AppConfig):
         automation.connect()
         invoice_actions.install(create_for=invoices.create_for, sync=invoices.sync, cancel=invoices.cancel,
                                 renew=renewals.renew, refund_overpayment=refunds.refund_overpayment)
+        if apps.is_installed("drf_spectacular"):  # the project makes schemas: describe the payer API in them
+            from .api.schema import describe_views
+
+            describe_views()

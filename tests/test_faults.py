@@ -97,3 +97,37 @@ def test_random_faults_at_a_rate(rehive, fresh_sandbox):
     gets = [r for r in fresh_sandbox.requests if r["method"] == "GET"]
     assert 40 < len(gets) < 120  # some retried, none more than twice
     assert outcomes.count("ok") >= 30
+
+
+@pytest.mark.parametrize(("no_proxy", "expected"), [("", {"https": "http://egress.example:3128"}),
+                                                    ("api.example.com", {})])
+def test_the_environments_proxy_is_used_as_requests_would(monkeypatch, no_proxy, expected):
+    """The transport reads HTTPS_PROXY / NO_PROXY once per host instead of on every call (a shop behind an
+    egress proxy still goes through it)."""
+    import requests
+    from requests.adapters import BaseAdapter
+
+    from django_invoicepay import http
+
+    seen = []
+
+    class Recorder(BaseAdapter):
+        def send(self, request, **kwargs):
+            seen.append(kwargs["proxies"])
+            response = requests.Response()
+            response.status_code, response._content, response.request = 200, b"{}", request
+            return response
+
+        def close(self):
+            pass
+
+    http._environment_proxies.cache_clear()
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress.example:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    session = requests.Session()
+    session.mount("https://", Recorder())
+    transport = http.HttpTransport(session, provider="rehive", timeout=5)
+    transport.request("GET", "https://api.example.com/3/x/")
+    transport.request("GET", "https://api.example.com/3/y/")
+    http._environment_proxies.cache_clear()
+    assert [{k: v for k, v in p.items() if v} for p in seen] == [expected, expected]

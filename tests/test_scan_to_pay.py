@@ -146,3 +146,14 @@ def test_without_a_display_name_the_label_names_only_the_amount(invoice):
         html = render("{% invoicepay_qr invoice %}", invoice=invoice)
     assert 'aria-label="Scan to pay 12.50 USD"' in html
     assert decode_svg(re.search(r"<svg.*?</svg>", html, re.S).group(0))[0].endswith("&name=")
+
+
+def test_the_qr_is_drawn_when_the_cache_is_down(invoice, settings, caplog):
+    """A shop's Redis cache going away costs the QR's caching, not the checkout page (no 500)."""
+    sandbox.choose_processor(invoice.remote_id, "native")
+    invoice.sync()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+    html = render("{% invoicepay_qr invoice %}", invoice=invoice)
+    assert decode_svg(re.search(r"<svg.*?</svg>", html, re.S).group(0)) == [invoice.scan_to_pay_uri()]
+    assert "The cache is unavailable for QR codes (ConnectionError)" in caplog.text

@@ -1,13 +1,13 @@
 """What every payer endpoint shares: who may call it, its rate limit, request validation, the answer
 through a declared serializer, errors that never become a 500, and its OpenAPI description.
 
-drf-spectacular is an optional extra: without it the views work the same and `documented` does nothing.
+drf-spectacular is an optional extra: without it the views work the same and `documented` only records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -17,18 +17,7 @@ from rest_framework.views import APIView
 
 from ..errors import InvoicePayError
 from .errors import error_response
-from .serializers import BAD_REQUEST_SCHEMA, ErrorSerializer
 from .throttling import ReadThrottle
-
-if TYPE_CHECKING:
-    from drf_spectacular.openapi import AutoSchema as _AutoSchema
-
-AutoSchema: type[_AutoSchema] | None
-try:  # drf-spectacular is an optional extra: describe the views when it is there
-    from drf_spectacular.openapi import AutoSchema
-    from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-except ImportError:  # pragma: no cover - exercised when the extra is absent
-    AutoSchema = None
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,26 +47,17 @@ def documented(
     example: dict[str, Any] | None = None, summary: str = "", query: Iterable[tuple[str, str]] = (),
 ) -> Callable[[F], F]:
     """The OpenAPI description of one endpoint: its success body `ok` (with its status `codes`), each error
-    status it may answer, its JSON request body and an `example` of it, its query parameters (name, text)."""
-    if AutoSchema is None:  # pragma: no cover - the extra is absent
-        return lambda view: view
-    responses: dict[int, Any] = dict.fromkeys(codes, ok)
-    for error in sorted(errors):
-        body = BAD_REQUEST_SCHEMA if error == status.HTTP_400_BAD_REQUEST else ErrorSerializer
-        responses[error] = OpenApiResponse(response=body, description=ERRORS[error])
-    parameters = [OpenApiParameter(name, str, OpenApiParameter.QUERY, description=text) for name, text in query]
-    waits = [code for code in WAIT_STATUSES if code in responses]
-    if waits:
-        parameters.append(OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=waits,
-                                           description="Seconds to wait before trying again."))
-    sent = {"application/json": request} if request is not None else None  # what clients send; forms work too
-    examples = [OpenApiExample("example", value=example, request_only=True)] if example is not None else []
-    describe = extend_schema(request=sent, responses=responses, summary=summary or None, parameters=parameters,
-                             examples=examples)
+    status it may answer, its JSON request body and an `example` of it, its query parameters (name, text).
+
+    Only recorded here: `schema.describe_views` applies it with drf-spectacular when a schema is made (or
+    at start-up when the project installs drf_spectacular), so a server that never serves the schema does
+    not import it (about 10 MiB: benchmarks/README.md)."""
+    spec = {"ok": ok, "codes": tuple(codes), "errors": tuple(errors), "request": request, "example": example,
+            "summary": summary, "query": tuple(query)}
 
     def decorate(view: F) -> F:
-        view.kwargs = {"schema": AutoSchema}  # type: ignore[attr-defined]  # extend on it, not on DRF's default
-        return describe(view)
+        view.openapi_spec = spec  # type: ignore[attr-defined]
+        return view
 
     return decorate
 
@@ -94,9 +74,6 @@ class PayerView(APIView):
     response_serializer: type[BaseSerializer] | None = None
     #: Where a provider's message without a field goes (e.g. "Invalid OTP." -> "otp").
     provider_field: str | None = None
-    if AutoSchema is not None:
-        schema = AutoSchema()
-
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
         assert self.serializer_class is not None, f"{type(self).__name__} takes no request body"
         return self.serializer_class(*args, context={"request": self.request, "view": self}, **kwargs)

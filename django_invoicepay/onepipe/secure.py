@@ -17,14 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
-try:  # TripleDES moved to the "decrepit" module in cryptography 43
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+from typing import Any
 
 ZERO_IV = b"\x00" * 8
 ENCODINGS = {"utf-16-le": "utf-16-le", "utf-16le": "utf-16-le", "utf-8": "utf-8", "utf8": "utf-8"}
@@ -42,18 +35,34 @@ def _encoding(name: str) -> str:
         raise ValueError(f"Unknown secure encoding {name!r}: use 'utf-16-le' or 'utf-8'") from None
 
 
+def _cipher(client_secret: str) -> Any:
+    """Triple DES in CBC mode with a zero IV, as OnePipe. cryptography is imported here, on first use: a
+    shop that never holds funds does not load it (about 7 MiB; benchmarks/README.md)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    try:  # TripleDES moved to the "decrepit" module in cryptography 43
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover - older cryptography
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    return Cipher(TripleDES(_key(client_secret)), modes.CBC(ZERO_IV))
+
+
 def encrypt_secure(plaintext: str, client_secret: str, *, encoding: str = "utf-16-le") -> str:
+    from cryptography.hazmat.primitives import padding
+
     padder = padding.PKCS7(64).padder()
     data = padder.update(plaintext.encode(_encoding(encoding))) + padder.finalize()
-    encryptor = Cipher(TripleDES(_key(client_secret)), modes.CBC(ZERO_IV)).encryptor()
+    encryptor = _cipher(client_secret).encryptor()
     return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode("ascii")
 
 
 def decrypt_secure(value: str, client_secret: str, *, encoding: str = "utf-16-le") -> str:
     """The reverse (OnePipe's side; the sandbox uses it). ValueError for anything malformed."""
+    from cryptography.hazmat.primitives import padding
+
     try:
         raw = base64.b64decode(value, validate=True)
-        decryptor = Cipher(TripleDES(_key(client_secret)), modes.CBC(ZERO_IV)).decryptor()
+        decryptor = _cipher(client_secret).decryptor()
         padded = decryptor.update(raw) + decryptor.finalize()
         unpadder = padding.PKCS7(64).unpadder()
         return (unpadder.update(padded) + unpadder.finalize()).decode(_encoding(encoding))
