@@ -97,15 +97,21 @@ Check = Callable[..., list[CheckMessage]]
 CHECKS: list[Check] = []
 
 
+#: Checks of a production deployment: `manage.py check --deploy` runs them (as Django's own security checks).
+DEPLOY_CHECKS: list[Check] = []
+
+
 @overload
-def invoicepay_check(func: CheckBody, *, always: bool = False) -> Check: ...
+def invoicepay_check(func: CheckBody, *, always: bool = False, deploy: bool = False) -> Check: ...
 @overload
-def invoicepay_check(func: None = None, *, always: bool = False) -> Callable[[CheckBody], Check]: ...
-def invoicepay_check(func: CheckBody | None = None, *, always: bool = False) -> Check | Callable[[CheckBody], Check]:
-    """Add `func` to this app's checks (`CHECKS`; AppConfig.ready() registers them with Django). Unless
-    `always`, it runs only on a well-formed INVOICEPAY (check_structure reports the rest)."""
+def invoicepay_check(func: None = None, *, always: bool = False,
+                     deploy: bool = False) -> Callable[[CheckBody], Check]: ...
+def invoicepay_check(func: CheckBody | None = None, *, always: bool = False,
+                     deploy: bool = False) -> Check | Callable[[CheckBody], Check]:
+    """Add `func` to this app's checks (`CHECKS`, or `DEPLOY_CHECKS`; AppConfig.ready() registers them with
+    Django). Unless `always`, it runs only on a well-formed INVOICEPAY (check_structure reports the rest)."""
     if func is None:
-        return functools.partial(invoicepay_check, always=always)
+        return functools.partial(invoicepay_check, always=always, deploy=deploy)
 
     def check(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
         if app_configs is not None and APP_LABEL not in {config.label for config in app_configs}:
@@ -116,7 +122,7 @@ def invoicepay_check(func: CheckBody | None = None, *, always: bool = False) -> 
 
     # not functools.wraps: Django reads the signature (it must take **kwargs), and __wrapped__ would hide it
     check.__name__, check.__qualname__, check.__doc__ = func.__name__, func.__qualname__, func.__doc__
-    CHECKS.append(check)
+    (DEPLOY_CHECKS if deploy else CHECKS).append(check)
     return check
 
 
@@ -124,11 +130,16 @@ def register_checks() -> None:
     """Called once from AppConfig.ready(): every check of this module, with Django's check framework."""
     for check in CHECKS:
         register(check, Tags.compatibility)
+    for check in DEPLOY_CHECKS:
+        register(check, Tags.compatibility, deploy=True)
 
 
-def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """Every invoicepay check, in order (what `manage.py check` runs for this app)."""
-    return [message for check in CHECKS for message in check(app_configs, **kwargs)]
+def check_settings(app_configs: Sequence[AppConfig] | None = None, *, include_deployment_checks: bool = False,
+                   **kwargs: Any) -> list[CheckMessage]:
+    """Every invoicepay check, in order (what `manage.py check`, or with the flag `check --deploy`, runs for
+    this app)."""
+    checks = CHECKS + DEPLOY_CHECKS if include_deployment_checks else CHECKS
+    return [message for check in checks for message in check(app_configs, **kwargs)]
 
 
 @invoicepay_check(always=True)
@@ -449,6 +460,25 @@ def check_sqlite() -> list[CheckMessage]:
                                      "Add \"OPTIONS\": {\"transaction_mode\": \"IMMEDIATE\", \"timeout\": 20} "
                                      "(or use PostgreSQL/MariaDB in production)."))
     return messages
+
+
+#: Caches that every process keeps for itself (or that keep nothing): no rate limit holds across processes.
+PROCESS_LOCAL_CACHES = ("django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.dummy.DummyCache")
+
+
+@invoicepay_check(deploy=True)
+def check_shared_cache() -> list[CheckMessage]:
+    """W010 (check --deploy): DEBUG is off and the default cache is process-local, so the API's rate limits
+    count per process (DummyCache: not at all). A deploy check: tests and one-process setups are fine."""
+    caches = getattr(settings, "CACHES", None)
+    default = caches.get("default") if isinstance(caches, dict) else None
+    backend = default.get("BACKEND") if isinstance(default, dict) else None
+    if settings.DEBUG or backend not in PROCESS_LOCAL_CACHES:
+        return []
+    return [_warning(10, f"CACHES['default'] is {str(backend).rsplit('.', 1)[-1]}: the API's rate limits "
+                         "(THROTTLE_RATES) do not hold across processes.",
+                     "With more than one process use a shared cache, e.g. Django's RedisCache "
+                     "(docs/deployment.md#shared-cache).")]
 
 
 @invoicepay_check
