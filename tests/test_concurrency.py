@@ -204,3 +204,45 @@ def test_two_requests_creating_an_invoice_for_one_order_make_one(order, fresh_sa
     run_concurrently([create] * 4)
     assert sorted(outcomes) == ["created", "refused", "refused", "refused"]
     assert Invoice.objects.for_order(order).count() == 1
+
+
+def test_every_worker_applying_with_the_row_it_read_changes_state_once(order, rehive, fired):
+    """The webhook path: each worker read the row (with its outbox state) before fetching, then applies
+    with one conditional UPDATE; the ones that lost the race fall back to the locked read."""
+    invoice = Invoice.objects.create_for(order, amount=1250)
+    sandbox.choose_processor(invoice.remote_id, "native")
+    processing = rehive.get_invoice(invoice.remote_id)
+    sandbox.pay(invoice.remote_id)
+    paid = rehive.get_invoice(invoice.remote_id)
+    read = lambda: Invoice.objects.with_announcing_state().get(pk=invoice.pk)  # noqa: E731
+    payloads = [paid, processing] * (WORKERS // 2)
+    run_concurrently([lambda p=p: apply_invoice(p, source="webhook", current=read()) for p in payloads])
+    invoice.refresh_from_db()
+    history = list(invoice.status_changes.values_list("from_status", "to_status"))
+    assert history[0] == ("", "initiated") and history[-1][1] == "paid" == invoice.status
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(history, history[1:], strict=False))
+    assert [(kw["old_status"], kw["new_status"]) for name, kw in fired if name == "invoice_status_changed"] \
+        == history[1:]
+    assert not invoice.status_changes.filter(announced_at__isnull=True).exists()
+
+
+def test_one_new_event_delivered_by_every_worker_at_once_is_stored_once(order, fired):
+    from django.test import Client
+
+    from django_invoicepay.models import WebhookDelivery
+    from tests.test_webhooks import deliver, envelope
+
+    invoice = Invoice.objects.create_for(order, amount=1250)
+    sandbox.pay(invoice.remote_id)
+    body = envelope(invoice.raw, event_id="evt-at-once")
+    answers = []
+    run_concurrently([lambda: answers.append(deliver(Client(), body))] * WORKERS)
+    assert sorted(r.status_code for r in answers) == [200] * WORKERS
+    assert sum(1 for r in answers if not r.json().get("duplicate")) == 1
+    delivery = WebhookDelivery.objects.get(event_id="evt-at-once")
+    assert (delivery.status, delivery.deliveries, delivery.attempts) == ("processed", WORKERS, 1)
+    invoice.refresh_from_db()
+    assert list(invoice.status_changes.values_list("to_status", flat=True)) == ["initiated", "paid"]
+    assert [kw["new_status"] for name, kw in fired if name == "invoice_status_changed"] == ["paid"]
+    order.refresh_from_db()
+    assert order.status == "completed"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -144,15 +144,16 @@ def _mirror_new(data: InvoiceData, order: models.Model | None, renewal_of: Invoi
 # -- syncing ----------------------------------------------------------------------------------
 
 
-def sync(invoice: Invoice, *, source: str = "sync", transactions: bool | None = None) -> Invoice:
+def sync(invoice: Invoice, *, source: str = "sync", transactions: bool | None = None,
+         also: Callable[[], None] | None = None) -> Invoice:
     """Re-fetch the invoice and apply it; its transactions too while deposits are in flight.
 
     An unchanged invoice, and one whose payload says all that changed, costs one HTTP call
     (when transactions are fetched: docs/polling.md#transactions).
-    Returns the updated row (the argument is not modified).
+    Returns the updated row (the argument is not modified). `also`: see `apply_invoice`.
     """
     data, txs = fetch(invoice, transactions=transactions)
-    return apply_invoice(data, source=source, transactions=txs, current=invoice) or invoice
+    return apply_invoice(data, source=source, transactions=txs, current=invoice, also=also) or invoice
 
 
 def fetch(invoice: Invoice, *, transactions: bool | None = None) -> tuple[InvoiceData, list[TransactionData] | None]:
@@ -188,12 +189,14 @@ def apply_invoice(
     source: str,
     transactions: Sequence[TransactionData] | None = None,
     current: Invoice | None = None,
+    also: Callable[[], None] | None = None,
 ) -> Invoice | None:
     """Apply a provider payload to the mirror. The one path that changes an invoice's state.
 
     `current` is the row as the caller last read it (read here when not given); it is only trusted
-    where the write checks it (`_swap`). Returns the updated invoice, or None when no local invoice
-    has this remote id.
+    where the write checks it (`_swap`). `also` runs inside the transaction that writes the payload
+    (not when nothing is to be written), so that what brought it, e.g. the webhook delivery, is stored in
+    the same commit. Returns the updated invoice, or None when no local invoice has this remote id.
     """
     if current is None:
         current = Invoice.objects.filter(remote_id=data.id).first()
@@ -206,6 +209,8 @@ def apply_invoice(
         logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
         return current
     with transaction.atomic():
+        if also is not None:
+            also()
         swapped = _swap(current, data) if transactions is None else None
         locked = (swapped, current.status) if swapped else _locked(current.pk, data, source)
         if locked is None:  # deleted since the read above

@@ -43,8 +43,9 @@ class Handler:
     #: (event name, event id, the id of what it is about) from the parsed body.
     identify: Callable[[dict], tuple[object, object, object]]
     #: Act on a delivery: (new status, note). Raising means: failed, to be retried. The second argument
-    #: is what `load` read (None: the handler reads what it needs).
-    act: Callable[[WebhookDelivery, Any], Outcome]
+    #: is what `load` read (None: the handler reads what it needs); the third, when given, is to be called
+    #: inside the transaction that records the change (it stores the delivery as processed, in the same commit).
+    act: Callable[[WebhookDelivery, Any, Callable[[], None] | None], Outcome]
     #: The provider's name in log lines.
     title: str = ""
     #: Whether an object id names something of this shop; when it does not, the delivery is kept only as
@@ -96,7 +97,7 @@ def rehive_load(object_id: str, earlier: QuerySet[WebhookDelivery]) -> Loaded:
     return (invoice, getattr(invoice, "earlier_status", None)) if invoice is not None else (None, None)
 
 
-def rehive_act(delivery: WebhookDelivery, invoice: Any) -> Outcome:
+def rehive_act(delivery: WebhookDelivery, invoice: Any, store: Callable[[], None] | None) -> Outcome:
     from ..models import Invoice
     from ..services.invoices import sync
 
@@ -106,7 +107,7 @@ def rehive_act(delivery: WebhookDelivery, invoice: Any) -> Outcome:
         invoice = Invoice.objects.filter(remote_id=delivery.object_id).first()
     if invoice is None:
         return Status.IGNORED, "The event names an invoice this shop does not have."
-    sync(invoice, source="webhook")
+    sync(invoice, source="webhook", also=store)
     return Status.PROCESSED, ""
 
 
@@ -153,7 +154,7 @@ def onepipe_identify(payload: dict) -> tuple[object, object, object]:
     return payload.get("request_type"), payload.get("request_ref"), details.get("transaction_ref")
 
 
-def onepipe_act(delivery: WebhookDelivery, _loaded: Any) -> Outcome:
+def onepipe_act(delivery: WebhookDelivery, _loaded: Any, _store: Callable[[], None] | None) -> Outcome:
     from ..models import Hold
     from ..services.holds import refresh_hold
 

@@ -151,7 +151,7 @@ def process(delivery: WebhookDelivery) -> str:
     Raises ProcessingFailed (recorded on the delivery, lease given back) when the handler fails.
     """
     try:
-        status, note = HANDLERS[delivery.provider].act(delivery, None)
+        status, note = HANDLERS[delivery.provider].act(delivery, None, None)
         done = {"status": status, "error": note, "processed_at": timezone.now(), "leased_until": None}
         if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
             done["body"] = bodies.masked_text(delivery.body)
@@ -334,22 +334,30 @@ class Intake:
         return subject, earlier
 
     def _process_new(self, delivery: WebhookDelivery, subject: Any) -> JsonResponse:
-        """A new event, processed in this request and stored once with its outcome (no lease to take and
-        give back: a repeat arriving meanwhile processes it too, harmlessly, as applying is idempotent, and
-        only one of the two is stored; a process killed before storing it leaves the provider to retry)."""
+        """A new event, processed in this request and stored once with its outcome: in the transaction that
+        records the change where there is one (one commit for both), else after it. No lease to take and give
+        back: a repeat arriving meanwhile processes it too, harmlessly, as applying is idempotent, and only one
+        of the two is stored; a process killed before storing it leaves the provider to retry."""
         handler = self.handler
-        delivery.attempts, delivery.last_attempt_at = 1, timezone.now()
+        now = timezone.now()
+        delivery.attempts, delivery.last_attempt_at = 1, now
+        delivery.status, delivery.processed_at = Status.PROCESSED, now  # as stored with the change
         try:
-            status, note = handler.act(delivery, subject)
+            status, note = handler.act(delivery, subject, lambda: delivery.save(force_insert=True))
         except Exception as exc:  # noqa: BLE001 - recorded (and stored) as failed; the provider retries
+            delivery.pk, delivery._state.adding = None, True  # stored with the change: rolled back with it
+            if isinstance(exc, IntegrityError) and earlier_deliveries(delivery).exists():
+                count_repeat(delivery)  # a repeat stored it, with the change, first: that one stands
+                return reply(handler, 200, "duplicate", duplicate=True)
             record_failure(delivery, exc)
             return reply(handler, 503, "failed")
-        delivery.status, delivery.error, delivery.processed_at = status, note, timezone.now()
-        if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
-            delivery.body = bodies.masked_text(delivery.body)
-        if not store(delivery):
-            count_repeat(delivery)
-            return reply(handler, 200, "duplicate", duplicate=True)
+        if delivery.pk is None:  # nothing was written with it (stale, ignored) or a repeat stored it first
+            delivery.status, delivery.error, delivery.processed_at = status, note, timezone.now()
+            if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
+                delivery.body = bodies.masked_text(delivery.body)
+            if not store(delivery):
+                count_repeat(delivery)
+                return reply(handler, 200, "duplicate", duplicate=True)
         return reply(handler, 200, handler.done(status))
 
     def _queue_or_process(self, delivery: WebhookDelivery) -> JsonResponse:
