@@ -3,6 +3,7 @@
 `django.tasks` on Django 6; the `django-tasks` backport (extra `django-invoicepay[tasks]`) on 5.2.
 Enqueue `sync_invoices` periodically (or from your scheduler); `sync_invoice` refreshes one;
 webhook deliveries are processed by `process_webhook` when a queueing backend is configured.
+Workers, backends and schedules: docs/tasks.md.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ if task is not None:
         except intake.ProcessingFailed:
             return "failed"  # recorded on the delivery; the sweep retries it with backoff
 
-
     @task
     def prune_webhook_deliveries() -> int:
         """Delete webhook deliveries older than WEBHOOK_RETENTION_DAYS; returns how many. Enqueue it daily."""
@@ -72,3 +72,18 @@ def enqueue_webhook(delivery_id: int) -> bool:
         return False
     process_webhook.enqueue(delivery_id)
     return True
+
+
+def register_rq_cron(*, sync_every: int = 60, prune_cron: str = "17 3 * * *",
+                     backend: str = DEFAULT_TASK_BACKEND_ALIAS) -> None:
+    """Schedule the sweep every `sync_every` seconds and the daily prune with RQ's own cron: call it from the
+    file `manage.py rqcron <file>` loads (django-tasks-rq; docs/tasks.md).
+
+    RQ's cron enqueues a plain function: it is given the task's function, whose import path is the task
+    itself (so the worker's `django_tasks_rq.Job` runs the task), and the job names the TASKS alias the
+    task result needs."""
+    from rq import cron
+
+    meta = {"backend_name": backend}
+    cron.register(sync_invoices.func, sync_invoices.queue_name, interval=sync_every, meta=meta)
+    cron.register(prune_webhook_deliveries.func, prune_webhook_deliveries.queue_name, cron=prune_cron, meta=meta)
