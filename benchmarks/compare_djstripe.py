@@ -68,6 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     intake.add_common_args(ap)
     a = ap.parse_args()
+    if a.server_python:
+        os.environ["BENCH_SERVER_PYTHON"] = a.server_python
     if not PEER_PYTHON.exists():
         raise SystemExit(f"{PEER_PYTHON} not found: create .venv-djstripe first (see benchmarks/README.md)")
     if a.sqlite_synchronous:

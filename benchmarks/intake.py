@@ -247,6 +247,12 @@ def role_probe(db_path: str, sandbox_path: str) -> None:
 # =====================================================================================
 
 
+def server_python() -> str:
+    """The server's interpreter: BENCH_SERVER_PYTHON, e.g. .venv-bench/bin/python (the app with its runtime
+    dependencies only, as dj-stripe runs from its own virtualenv), else this one."""
+    return os.environ.get("BENCH_SERVER_PYTHON") or sys.executable
+
+
 def _child(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
                           check=True, text=True, capture_output=True)
@@ -297,7 +303,7 @@ def http_run(tmp: Path, template: Path, spec: dict) -> dict:
 
     port = peer._free_port()
     log = open(tmp / f"{spec['tag']}.server.log", "w")  # closed in finally
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--role", "serve", "--db", str(db),
+    proc = subprocess.Popen([server_python(), str(Path(__file__).resolve()), "--role", "serve", "--db", str(db),
                              "--sandbox", str(sandbox_file), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -393,6 +399,8 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
                     help="PRAGMA synchronous per connection (default: SQLite's default, FULL)")
     ap.add_argument("--json", help="also write the full result JSON here")
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--server-python", help="the server's interpreter (default: BENCH_SERVER_PYTHON, else this one); "
+                                            "make bench-intake uses .venv-bench, the app with its runtime dependencies")
 
 
 def main() -> None:
@@ -415,6 +423,8 @@ def main() -> None:
     if a.role == "probe":
         return role_probe(a.db, a.sandbox)
 
+    if a.server_python:
+        os.environ["BENCH_SERVER_PYTHON"] = a.server_python
     if a.sqlite_synchronous:  # inherited by every child process
         os.environ["BENCH_SQLITE_SYNCHRONOUS"] = a.sqlite_synchronous
     tmp = Path(tempfile.mkdtemp(prefix="invoicepay-intake-bench-"))

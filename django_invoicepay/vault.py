@@ -7,20 +7,27 @@ still decrypt, so rotating the secret key does not lose consents (re-save to re-
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.utils.crypto import salted_hmac
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 SALT = "django_invoicepay.vault"
 
 
 def _fernet(secret: str) -> Fernet:
+    from cryptography.fernet import Fernet  # on first use: a shop that never holds funds does not load it
+
     key = salted_hmac(SALT, "provider-token", secret=secret, algorithm="sha256").digest()
     return Fernet(base64.urlsafe_b64encode(key))
 
 
 def _keys() -> MultiFernet:
+    from cryptography.fernet import MultiFernet
+
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return MultiFernet([_fernet(secret) for secret in secrets])
 
@@ -33,6 +40,8 @@ def unseal(value: str) -> str:
     """The clear value; ValueError when it was sealed with a key this shop no longer has."""
     if not value:
         return ""
+    from cryptography.fernet import InvalidToken
+
     try:
         return _keys().decrypt(value.encode("ascii")).decode()
     except InvalidToken as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import phonenumbers
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -201,6 +200,8 @@ class PayerSerializer(serializers.Serializer):
         return value
 
     def validate_payer_mobile_number(self, value: str) -> str:
+        import phonenumbers  # on first use: loading its metadata costs start-up time and memory
+
         message = _("Enter the mobile number registered on your wallet, in international format, e.g. +27821234567.")
         try:
             number = phonenumbers.parse(value, invoicepay_settings.PHONE_REGION)
