@@ -145,7 +145,8 @@ def start_shop(tmp: Path, database: tuple[str, dict], caches: dict, processes: i
         for n in range(processes):
             port = free_port()
             started.run.start(f"gunicorn-{n}", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                              "--threads", "4", "--timeout", "60", "tests.test_shared_cache:wsgi_app()", module=True)
+                              "--threads", "4", "--timeout", "60", "--no-control-socket",  # one path per user: shared
+                              "tests.test_shared_cache:wsgi_app()", module=True)
             started.urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(started.urls, started.run.processes, strict=True):
             wait_for(url + "/", process)
