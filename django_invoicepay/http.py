@@ -114,7 +114,8 @@ class HttpTransport:
         # environment is the process's at start-up, as for most settings (docs/deployment.md#proxies).
         if session.trust_env:
             session.trust_env = False
-            session.verify = _environment_ca_bundle() or session.verify
+            if session.verify is True:  # as requests: the environment's bundle only where none was chosen
+                session.verify = _environment_ca_bundle() or True
             self._env_proxies: Callable[[str], dict[str, str]] | None = _environment_proxies
         else:
             self._env_proxies = None

@@ -229,3 +229,16 @@ def test_the_openapi_schema_describes_the_endpoints(api):
     assert {"/invoicepay/api/invoices/{token}/otp/", "/invoicepay/api/invoices/{token}/payer/"} <= set(paths)
     assert "otp" in json.dumps(paths["/invoicepay/api/invoices/{token}/otp/"])
 
+
+
+def test_an_overpayment_seen_on_refresh_signals_the_amount_overpaid(api, invoice, fired, commit):
+    """The payer API reads the invoice with its quotes; the quotes written by the sync are the ones the
+    transition's amount comes from, not those read before it."""
+    sandbox.choose_processor(invoice.remote_id, "native")
+    api.get(url(invoice) + "?refresh=1")
+    sandbox.overpay(invoice.remote_id, by=300)
+    with commit():
+        answer = api.get(url(invoice) + "?refresh=1").json()
+    assert answer["status"] == "overpaid"
+    assert invoice.status_changes.get(to_status="overpaid").amount == 300
+    assert [kw["amount"] for name, kw in fired if name == "invoice_overpaid"] == [300]

@@ -225,3 +225,14 @@ def test_a_second_open_invoice_for_an_order_is_refused_unless_asked_for(order, f
     first.cancel()
     another.cancel()
     assert Invoice.objects.create_for(order, amount=1250).status == "initiated"  # nothing open any more
+
+
+def test_a_quote_listed_twice_in_a_payload_is_stored_once(order):
+    """A provider listing one quote twice must not break applying (an upsert cannot touch a row twice)."""
+    remote_id = Invoice.objects.create_for(order, amount=1250).remote_id
+    payload, _ = synthetic_payload(remote_id, 2, 1_900_000_000_000)
+    quotes = [*payload.raw["payment_processor_quotes"], {**payload.raw["payment_processor_quotes"][0],
+                                                          "total_paid": 700}]
+    apply_invoice(InvoiceData.parse({**payload.raw, "payment_processor_quotes": quotes}), source="poll")
+    stored = Invoice.objects.get(remote_id=remote_id).quotes.order_by("remote_id")
+    assert [(q.remote_id, q.total_paid) for q in stored] == [(1000, 700), (1001, 0)]

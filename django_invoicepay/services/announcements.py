@@ -12,6 +12,7 @@ sweep (`announce_due`) sends them later, still in order. Receivers get a stable
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,17 +155,34 @@ def announce_on_commit(outbox: Outbox, owner: models.Model, claimed: Transition 
     unannounced, for the sweep."""
 
     def announce_committed() -> None:
+        if _announcing.deferred is not None:  # recorded by a receiver of this thread: after the current one
+            _announcing.deferred.append((outbox, owner))
+            return
+        _announcing.deferred = []
         try:
             if claimed is not None:
                 _deliver(outbox, claimed, owner)
             else:
                 announce(outbox, owner, wait=WAIT)
+            while _announcing.deferred:
+                announce(*_announcing.deferred.pop(0))
         except Exception as exc:  # noqa: BLE001 - the change is committed; the sweep announces it
             logger.warning("Announcing the transitions of %s %s failed (%s); the sweep sends them",
                            outbox.owner_field, owner.pk, type(exc).__name__)
             reset_connection()
+        finally:
+            _announcing.deferred = None
 
     transaction.on_commit(announce_committed)
+
+
+class _Announcing(threading.local):
+    #: While this thread sends signals: what its receivers' own changes left to announce next (waiting for
+    #: the transition being sent would wait for ourselves).
+    deferred: list[tuple[Outbox, models.Model]] | None = None
+
+
+_announcing = _Announcing()
 
 
 def announce_due(*, limit: int = 500) -> int:

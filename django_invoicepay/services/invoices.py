@@ -21,7 +21,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from ..clients import rehive_client
-from ..errors import OpenInvoiceExists
+from ..errors import OpenInvoiceExists, ProviderBadResponse
 from ..models import Invoice, InvoiceStatusChange
 from ..money import whole_minor_units
 from ..orders import follow_invoice, get_order_adapter
@@ -172,10 +172,11 @@ def deposits_in_flight(invoice: Invoice, data: InvoiceData) -> bool:
     confirmations count up, the payer's page shows them), or had when last mirrored (so the pending
     transactions stored then are settled). Otherwise the invoice's quotes say what changed: paid and
     pending totals, statuses. Read from the stored payload, not the quote rows: no query."""
-    stored = invoice.raw.get("payment_processor_quotes") if isinstance(invoice.raw, dict) else None
-    was_pending = any(isinstance(q, dict) and q.get("total_pending") not in (None, 0, "0")
-                      for q in stored or ())
-    return was_pending or any(q.total_pending > 0 for q in data.quotes)
+    try:
+        stored = InvoiceData.parse(invoice.raw).quotes if invoice.raw else ()
+    except ProviderBadResponse:  # not a payload this app wrote: fetch them, to be sure
+        return True
+    return any(q.total_pending > 0 for q in (*stored, *data.quotes))
 
 
 def cancel(invoice: Invoice, *, source: str = "cancel") -> Invoice:
@@ -208,6 +209,9 @@ def apply_invoice(
         # lock either. `remote_updated` only grows, so the locked check would say the same.
         logger.debug("Ignored a stale payload for invoice %s (from %s)", data.id, source)
         return current
+    # Read with the row (`with_announcing_state`): no earlier transition waits for its signals. Used once:
+    # the instance may be kept (a receiver's) and synced again later, when it no longer holds.
+    alone = current.__dict__.pop("has_unannounced", None) is False
     with transaction.atomic():
         if also is not None:
             also()
@@ -219,8 +223,7 @@ def apply_invoice(
         if transactions is not None:
             upsert_transactions(invoice, transactions)
         if invoice.status != old_status:
-            _record_transition(invoice, old_status, source, data, claimed=swapped is not None
-                               and getattr(current, "has_unannounced", None) is False)
+            _record_transition(invoice, old_status, source, data, claimed=swapped is not None and alone)
         return invoice
 
 
@@ -234,6 +237,8 @@ def _swap(current: Invoice, data: InvoiceData) -> Invoice | None:
     if data.updated is None or current.remote_updated is None:
         return None
     invoice = copy.copy(current)
+    invoice.__dict__.pop("has_unannounced", None)  # true of `current` as read, not of what it becomes
+    invoice._prefetched_objects_cache = {}  # type: ignore[attr-defined]  # the copy's own, not the caller's
     changed = assign(invoice, invoice_values(data))  # remote_updated at least: the payload is newer
     invoice.updated_at = timezone.now()
     values = {name: getattr(invoice, name) for name in [*changed, "updated_at"]}

@@ -102,13 +102,15 @@ def write_quotes(invoice: Invoice, quotes: Sequence[QuoteData]) -> None:
     No per-quote age check: quotes come inside their invoice's payload, which the caller has found
     newer than the stored invoice under its row lock, so they are the newest this shop has seen.
     """
-    if quotes:
-        values = [_quote_values(q) for q in quotes]
-        rows = [Quote(invoice=invoice, remote_id=q.id, **v) for q, v in zip(quotes, values, strict=True)]
+    unique = list({q.id: q for q in quotes}.values())  # one row per quote id (the last one listed)
+    if unique:
+        values = [_quote_values(q) for q in unique]
+        rows = [Quote(invoice=invoice, remote_id=q.id, **v) for q, v in zip(unique, values, strict=True)]
         targeted = connection.features.supports_update_conflicts_with_target  # not MySQL/MariaDB
         Quote.objects.bulk_create(rows, update_conflicts=True, update_fields=list(values[0]),
                                   unique_fields=("invoice", "remote_id") if targeted else None)
     invoice.__dict__.pop("_quotes", None)
+    getattr(invoice, "_prefetched_objects_cache", {}).pop("quotes", None)  # read again when asked for
 
 
 def upsert_transactions(invoice: Invoice, transactions: Sequence[TransactionData]) -> None:

@@ -60,7 +60,7 @@ class Handler:
     #: Reads the object an object id names together with the status of the event's earlier deliveries
     #: (given as a queryset), in one query; (None, None) when there is no such object. None: the intake
     #: looks the event up alone.
-    load: Callable[[str, QuerySet[WebhookDelivery]], Loaded] | None = None
+    load: Callable[[str, QuerySet[WebhookDelivery] | None], Loaded] | None = None
 
     def done(self, status: str) -> str:
         """The message key of a delivery finished as `status` (OnePipe says the same whatever it was)."""
@@ -87,13 +87,15 @@ def rehive_identify(payload: dict) -> tuple[object, object, object]:
     return event, payload.get("id"), data.get(REHIVE_EVENTS.get(event, "id"))
 
 
-def rehive_load(object_id: str, earlier: QuerySet[WebhookDelivery]) -> Loaded:
+def rehive_load(object_id: str, earlier: QuerySet[WebhookDelivery] | None) -> Loaded:
     """The invoice (with what `apply_invoice` can use: see `with_announcing_state`) and the event's
-    earlier delivery status, in one query."""
+    earlier delivery status (None: the event has no id), in one query."""
     from ..models import Invoice
 
-    invoice = (Invoice.objects.filter(remote_id=object_id).with_announcing_state()
-               .annotate(earlier_status=Subquery(earlier.values("status")[:1])).first())
+    invoices = Invoice.objects.filter(remote_id=object_id).with_announcing_state()
+    if earlier is not None:
+        invoices = invoices.annotate(earlier_status=Subquery(earlier.values("status")[:1]))
+    invoice = invoices.first()
     return (invoice, getattr(invoice, "earlier_status", None)) if invoice is not None else (None, None)
 
 

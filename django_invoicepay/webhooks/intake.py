@@ -126,6 +126,9 @@ def store(delivery: WebhookDelivery) -> bool:
 
 
 def earlier_deliveries(delivery: WebhookDelivery) -> QuerySet[WebhookDelivery]:
+    """The stored deliveries of the same event: none for an event without an id (each is new)."""
+    if not delivery.event_id:
+        return WebhookDelivery.objects.none()
     return WebhookDelivery.objects.filter(provider=delivery.provider, event_id=delivery.event_id)
 
 
@@ -315,12 +318,17 @@ class Intake:
             if delivery.status == Status.IGNORED:
                 return reply(handler, 200, handler.done(delivery.status))
             return self._queue_or_process(delivery)
+        return self._repeat(delivery, earlier)
+
+    def _repeat(self, delivery: WebhookDelivery, earlier: str | None) -> JsonResponse:
+        """A repeat of a stored event (`earlier`: its status when known): counted; answered `duplicate` when
+        that delivery finished, else it is processed (or queued) as a stored, unfinished delivery."""
         count_repeat(delivery)
         if earlier in FINISHED:
-            return reply(handler, 200, "duplicate", duplicate=True)
+            return reply(self.handler, 200, "duplicate", duplicate=True)
         stored = earlier_deliveries(delivery).get()
         if stored.is_finished:
-            return reply(handler, 200, "duplicate", duplicate=True)
+            return reply(self.handler, 200, "duplicate", duplicate=True)
         return self._queue_or_process(stored)
 
     def _load(self, delivery: WebhookDelivery) -> tuple[Any, str | None]:
@@ -328,7 +336,8 @@ class Intake:
         delivery, in one query where the handler can (a repeat of a finished event costs two in all)."""
         subject, earlier = None, None
         if self.handler.load is not None and delivery.object_id:
-            subject, earlier = self.handler.load(delivery.object_id, earlier_deliveries(delivery))
+            earlier_qs = earlier_deliveries(delivery) if delivery.event_id else None
+            subject, earlier = self.handler.load(delivery.object_id, earlier_qs)
         if subject is None and delivery.event_id:
             earlier = earlier_deliveries(delivery).values_list("status", flat=True).first()
         return subject, earlier
@@ -342,13 +351,21 @@ class Intake:
         now = timezone.now()
         delivery.attempts, delivery.last_attempt_at = 1, now
         delivery.status, delivery.processed_at = Status.PROCESSED, now  # as stored with the change
+        conflict = []  # the delivery's own INSERT found the event stored (by a repeat, meanwhile)
+
+        def store_with_change() -> None:
+            try:
+                delivery.save(force_insert=True)
+            except IntegrityError:
+                conflict.append(True)
+                raise
+
         try:
-            status, note = handler.act(delivery, subject, lambda: delivery.save(force_insert=True))
+            status, note = handler.act(delivery, subject, store_with_change)
         except Exception as exc:  # noqa: BLE001 - recorded (and stored) as failed; the provider retries
-            delivery.pk, delivery._state.adding = None, True  # stored with the change: rolled back with it
-            if isinstance(exc, IntegrityError) and earlier_deliveries(delivery).exists():
-                count_repeat(delivery)  # a repeat stored it, with the change, first: that one stands
-                return reply(handler, 200, "duplicate", duplicate=True)
+            delivery.pk, delivery._state.adding, delivery.processed_at = None, True, None  # rolled back
+            if conflict:  # a repeat stored the event first: answer as for any repeat
+                return self._repeat(delivery, None)
             record_failure(delivery, exc)
             return reply(handler, 503, "failed")
         if delivery.pk is None:  # nothing was written with it (stale, ignored) or a repeat stored it first
@@ -356,8 +373,7 @@ class Intake:
             if status == Status.IGNORED:  # nothing of this shop's: keep no personal data from it
                 delivery.body = bodies.masked_text(delivery.body)
             if not store(delivery):
-                count_repeat(delivery)
-                return reply(handler, 200, "duplicate", duplicate=True)
+                return self._repeat(delivery, None)
         return reply(handler, 200, handler.done(status))
 
     def _queue_or_process(self, delivery: WebhookDelivery) -> JsonResponse:
