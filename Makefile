@@ -2,9 +2,11 @@
 #   make demo   set up, migrate and run the example shop on http://127.0.0.1:8000 (SQLite + sandbox)
 #   make test   set up and run the whole suite (lint, migrations check, docs build, tests) on SQLite
 # Extra:  make test-postgres / make test-mariadb  (servers on 127.0.0.1), make test-reliability,
+#         make test-scale (the reliability suite's scale leg at full size: gunicorn, task workers, Redis, PostgreSQL),
 #         make test-breakages (each removed safety mechanism must turn the reliability suite red),
 #         make test-wheel (the built wheel, installed in a fresh virtualenv, passes the example shop's tests),
 #         make lint (ruff, then mypy), make docs
+#         make bench-intake / make bench-apply / make bench-checkout / make bench-sweep (benchmarks/README.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +15,7 @@ DJANGO ?=
 PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test test-postgres test-mariadb test-reliability test-breakages test-wheel lint docs schema clean install bench-intake
+.PHONY: demo test test-postgres test-mariadb test-reliability test-scale test-breakages test-wheel lint docs schema clean install bench-intake bench-apply bench-checkout bench-sweep
 
 install: $(STAMP)
 
@@ -48,6 +50,13 @@ test-reliability:
 	$(MAKE) install EXTRAS=test,postgres,mysql
 	$(PY) -m pytest -m reliability -s $(PYTEST_ARGS)
 
+# The reliability suite's scale leg at full size, 5,000 deliveries with kills (~5 min; docs/reliability.md#scale);
+# needs PostgreSQL and Redis on 127.0.0.1. SCALE_N=... for another size (the suite itself runs 600).
+test-scale:
+	$(MAKE) install EXTRAS=test,postgres
+	INVOICEPAY_TEST_DB=postgres INVOICEPAY_SCALE_N=$(or $(SCALE_N),5000) \
+		$(PY) -m pytest -m reliability -s tests/test_reliability_scale.py $(PYTEST_ARGS)
+
 # Each deliberate breakage of a safety mechanism must turn the reliability suite red (slow: ~a run each).
 test-breakages:
 	$(MAKE) install EXTRAS=test,postgres,mysql
@@ -58,8 +67,27 @@ test-wheel:
 	.ci/wheel
 
 # Webhook intake benchmark (benchmarks/README.md): ours over HTTP, N=500; BENCH_ARGS="--n 100 --runs 1" for a smoke run.
-bench-intake: $(STAMP)
-	$(PY) benchmarks/intake.py $(BENCH_ARGS)
+bench-intake: $(STAMP) .venv-bench/.installed
+	$(PY) benchmarks/intake.py --server-python .venv-bench/bin/python $(BENCH_ARGS)
+
+# The server side of the intake benchmark: the app with its runtime dependencies only (as a shop installs it).
+.venv-bench/.installed: pyproject.toml
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+# Polling sweep of 1k and 10k invoices, 20 ms provider latency, 1 and 16 threads (~6 min; benchmarks/README.md);
+# BENCH_ARGS="--sizes 200,2000 --latency-ms 5" for a smoke run.
+bench-sweep: $(STAMP)
+	$(PY) benchmarks/polling_sweep.py $(BENCH_ARGS)
+
+# apply_invoice's SQL queries for 1..20 quotes x 1..50 transactions (benchmarks/README.md); BENCH_ARGS="--sql" shows them.
+bench-apply: $(STAMP)
+	$(PY) benchmarks/apply_queries.py $(BENCH_ARGS)
+
+# The example shop's pay page with and without the invoicepay tags, N=200; BENCH_ARGS="--n 50 --rounds 2" for a smoke run.
+bench-checkout: $(STAMP)
+	$(PY) benchmarks/checkout_page.py $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict

@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -197,18 +195,12 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import intake  # its Django configuration and machine facts, reused (it loads the peer harness)
 
-    tmp = Path(tempfile.mkdtemp(prefix="invoicepay-apply-bench-"))
-    try:
+    with intake.scratch("invoicepay-apply-bench-", a.keep_tmp) as tmp:
         intake.role_prepare(str(tmp / "bench.sqlite3"), str(tmp / "sandbox.sqlite3"))
         result = {"machine": intake.machine_facts(), "cases": run(a.quotes, a.transactions, a.sql)}
         print("\nmachine:", json.dumps(result["machine"]))
         if a.json:
             Path(a.json).write_text(json.dumps(result, indent=2))
-    finally:
-        if a.keep_tmp:
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

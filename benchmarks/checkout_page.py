@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -207,8 +205,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import intake  # the peer harness's percentiles and the machine facts, as the intake benchmark
 
-    tmp = Path(tempfile.mkdtemp(prefix="invoicepay-checkout-bench-"))
-    try:
+    with intake.scratch("invoicepay-checkout-bench-", a.keep_tmp) as tmp:
         configure_django(str(tmp / "shop.sqlite3"), str(tmp / "sandbox.sqlite3"))
         from django.core.management import call_command
 
@@ -220,11 +217,6 @@ def main() -> None:
               json.dumps(facts))
         if a.json:
             Path(a.json).write_text(json.dumps({"machine": facts, "params": vars(a), "pages": results}, indent=2))
-    finally:
-        if a.keep_tmp:
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

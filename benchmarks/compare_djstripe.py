@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,10 +73,9 @@ def main() -> None:
     if a.sqlite_synchronous:
         os.environ["BENCH_SQLITE_SYNCHRONOUS"] = a.sqlite_synchronous
 
-    tmp = Path(tempfile.mkdtemp(prefix="invoicepay-compare-bench-"))
-    ours: list[dict] = []
-    theirs: list[dict] = []
-    try:
+    with intake.scratch("invoicepay-compare-bench-", a.keep_tmp) as tmp:
+        ours: list[dict] = []
+        theirs: list[dict] = []
         template = intake.prepare_template(tmp)
         ours_probe = intake.probe(tmp, template)
         intake.print_probe(ours_probe)
@@ -89,11 +86,6 @@ def main() -> None:
             else:
                 ours.append(ours_round(a, tmp, template, i))
                 theirs.append(peer_round(a, tmp, i))
-    finally:
-        if a.keep_tmp:
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     peer_probe = theirs[0]["per_event_queries"]
     intake.print_probe(peer_probe, who="dj-stripe")

@@ -36,6 +36,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +249,19 @@ def role_probe(db_path: str, sandbox_path: str) -> None:
 # =====================================================================================
 
 
+@contextmanager
+def scratch(prefix: str, keep: bool) -> Iterator[Path]:
+    """A fresh temp directory for one benchmark run, deleted afterwards unless `keep` (--keep-tmp)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield tmp
+    finally:
+        if keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def server_python() -> str:
     """The server's interpreter: BENCH_SERVER_PYTHON, e.g. .venv-bench/bin/python (the app with its runtime
     dependencies only, as dj-stripe runs from its own virtualenv), else this one."""
@@ -427,11 +442,10 @@ def main() -> None:
         os.environ["BENCH_SERVER_PYTHON"] = a.server_python
     if a.sqlite_synchronous:  # inherited by every child process
         os.environ["BENCH_SQLITE_SYNCHRONOUS"] = a.sqlite_synchronous
-    tmp = Path(tempfile.mkdtemp(prefix="invoicepay-intake-bench-"))
-    result: dict = {"machine": machine_facts(),
-                    "params": {k: v for k, v in vars(a).items() if k in ("n", "runs", "dup_ratio", "warmup",
-                                                                          "sqlite_synchronous")}}
-    try:
+    with scratch("invoicepay-intake-bench-", a.keep_tmp) as tmp:
+        result: dict = {"machine": machine_facts(),
+                        "params": {k: v for k, v in vars(a).items() if k in ("n", "runs", "dup_ratio", "warmup",
+                                                                              "sqlite_synchronous")}}
         template = prepare_template(tmp)
         result["per_event_queries"] = probe(tmp, template)
         print_probe(result["per_event_queries"])
@@ -449,11 +463,6 @@ def main() -> None:
         print("machine:", json.dumps(result["machine"]))
         if a.json:
             Path(a.json).write_text(json.dumps(result, indent=2))
-    finally:
-        if a.keep_tmp:
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -220,3 +221,46 @@ def test_log_lines_never_land_inside_the_progress_bar(mixed, fresh_sandbox):
     logged = [line for line in lines if "Polling invoice" in line]
     assert len(logged) == len(mixed)
     assert all(line.startswith("Polling invoice") for line in logged)  # each on a line of its own
+
+
+def writes_in(queries) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
+
+
+def test_unchanged_invoices_cost_a_fixed_number_of_writes_per_batch_whatever_its_size(order, fresh_sandbox):
+    """An unchanged invoice is not applied (nothing newer to apply) and its next poll is written with the rest
+    of its batch: a batch of 50 costs the same statements as a batch of 5, at different backoffs too (and,
+    polled in this thread, no query per invoice either: not even the fetch reads the database)."""
+    few, many = make(order, 5), make(order, 50)
+    sweep()  # everything in sync, each schedule backed off once
+    costs = {}
+    for invoices in (few, many):
+        PollSchedule.objects.filter(invoice__in=invoices[::2]).update(interval=MAX_INTERVAL // 2)
+        due_now(*invoices)
+        with CaptureQueriesContext(connection) as queries:
+            result = sweep(invoices=[i.remote_id for i in invoices], concurrency=1)
+        assert (result.outcomes["unchanged"], result.polled) == (len(invoices), len(invoices))
+        writes = writes_in(queries)
+        assert all("invoicepay_pollschedule" in sql for sql in writes)  # never the invoice, its quotes, ...
+        costs[len(invoices)] = (len(queries), len(writes))
+        schedules = PollSchedule.objects.filter(invoice__in=invoices)
+        assert set(schedules.values_list("interval", flat=True)) == {MAX_INTERVAL, 2 * polling.SLOW}
+        assert not schedules.filter(leased_until__isnull=False).exists()
+    assert costs[50] == costs[5] and costs[5][1] <= 3  # lease the batch, write the next polls: nothing per invoice
+
+
+def test_claims_stay_the_same_size_however_many_invoices_the_sweep_already_polled(order, fresh_sandbox):
+    invoices = make(order, 12)
+    claims = []
+
+    def record(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("SELECT") and re.search(r"\bLIMIT 5\b", sql):  # a page of 5
+            claims.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
+    fresh_sandbox.requests.clear()
+    with connection.execute_wrapper(record):
+        result = sweep(invoices=[i.remote_id for i in invoices], batch=5, concurrency=3)
+    assert result.polled == 12  # each once, though --invoice polls whatever the schedule
+    assert sorted(path.split("/")[-2] for path in calls(fresh_sandbox)) == sorted(i.remote_id for i in invoices)
+    assert len(claims) == 4 and len(set(claims)) == 1  # 5 + 5 + 2 + none left: the same statement each time

@@ -11,60 +11,60 @@
   within LEASE. Applying goes through the one sync path, so each transition is recorded once.
 - Before polling, an unfiltered sweep also finishes webhook deliveries a dead or failed attempt
   left unfinished, and sends signals a dead process left unsent (docs/polling.md).
-- Outbound calls run with bounded parallelism (`concurrency` threads that only do HTTP);
-  applying and rescheduling happen in the calling thread, so no thread needs its own
-  database connection and SQLite works as well as PostgreSQL and MySQL.
+- Outbound calls run with bounded parallelism (`concurrency` threads that only do HTTP, kept busy
+  across batches); applying and rescheduling happen in the calling thread, so no thread needs its
+  own database connection and SQLite works as well as PostgreSQL and MySQL.
+- At scale (docs/polling.md#performance): claims page through the schedules by primary key, an
+  unchanged invoice is not applied at all (nothing newer to apply), and the next poll of every
+  successfully polled invoice is written in one UPDATE per batch, so a sweep costs time linear in
+  the number of invoices, about two statements per batch, and memory bounded by the batch size.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from .. import leases
-from ..errors import ProviderError, ProviderNotFound
-from ..models import Invoice, PollSchedule
+from ..models import Invoice, PollSchedule, Quote
 from ..reconnect import on_fresh_connection, reset_connection
-from ..rehive.payloads import InvoiceData
 from ..statuses import InvoiceStatus
 from ..webhooks import intake
 from . import announcements
-from .invoices import apply_invoice, fetch
+from .poll_answers import (
+    FAST,
+    MAX_INTERVAL,
+    MISSING_AFTER,
+    NORMAL,
+    SLOW,
+    Fetched,
+    base_interval,
+    fetch_one,
+    reschedule_polled,
+    settle,
+)
+
+__all__ = ["FAST", "LEASE", "MAX_INTERVAL", "MISSING_AFTER", "NORMAL", "SLOW", "SweepResult", "base_interval",
+           "candidates", "claim", "ensure_schedules", "poll_one", "recover_deliveries", "stop_on_signals", "sweep"]
 
 logger = logging.getLogger("django_invoicepay.polling")
 
-FAST, NORMAL, SLOW, MAX_INTERVAL = 30, 120, 600, 3600
-#: After this many 404s in a row (a few minutes apart at least) an invoice is marked missing at the
-#: provider and taken out of the regular sweep, with a warning; `--invoice` or `--all` still polls it.
-MISSING_AFTER = 3
 #: How long a claim holds before another poller may take the invoice. Renewed every LEASE / 3 seconds
 #: while the batch runs, so it only has to outlast a pause, not a batch: a killed poller's invoices
 #: are polled again by the next sweep within a minute (docs/polling.md).
 LEASE = 60
-
-
-def base_interval(invoice: Invoice) -> int:
-    quote = invoice.primary_quote
-    waiting = invoice.is_awaiting_payment
-    if waiting and quote is not None and (quote.processor_type == "crypto" or quote.total_pending):
-        return FAST
-    if waiting:
-        return NORMAL
-    return SLOW
 
 
 @dataclass
@@ -125,114 +125,38 @@ def candidates(*, invoices: Iterable[str] = (), statuses: Iterable[str] = (), si
     return qs
 
 
-def ensure_schedules(qs: QuerySet[Invoice]) -> None:
-    """Schedules for the candidates that have none; none for invoices that finished meanwhile."""
+def ensure_schedules(qs: QuerySet[Invoice], *, chunk: int = 1000) -> None:
+    """Schedules for the candidates that have none (`chunk` at a time, so memory stays flat after a bulk
+    import); none for invoices that finished meanwhile."""
     PollSchedule.objects.filter(invoice__status__in=InvoiceStatus.FINAL).exclude(invoice__in=qs).delete()
-    missing = qs.filter(poll__isnull=True).values_list("pk", flat=True)
-    now = timezone.now()
-    PollSchedule.objects.bulk_create(
-        [PollSchedule(invoice_id=pk, next_at=now) for pk in missing], ignore_conflicts=True
-    )
+    while missing := list(qs.filter(poll__isnull=True).values_list("pk", flat=True)[:chunk]):
+        now = timezone.now()
+        PollSchedule.objects.bulk_create([PollSchedule(invoice_id=pk, next_at=now) for pk in missing],
+                                         ignore_conflicts=True)
 
 
-def claim(qs: QuerySet[Invoice], *, limit: int, force: bool = False) -> list[int]:
-    """Lease up to `limit` due schedules of `qs`; rows another poller holds are skipped."""
+def claim(qs: QuerySet[Invoice], *, limit: int, force: bool = False, after: int = 0) -> list[int]:
+    """Lease up to `limit` due schedules of `qs` above primary key `after`, in primary key order; rows
+    another poller holds are skipped. A sweep passes the last key it claimed, so each claim is one index
+    range however many invoices the sweep already polled (no list of them to exclude)."""
     now = timezone.now()
-    due = PollSchedule.objects.filter(invoice_id__in=qs.values("pk")).filter(leases.free("leased_until", now))
+    due = PollSchedule.objects.filter(pk__gt=after, invoice_id__in=qs.values("pk"))
+    due = due.filter(leases.free("leased_until", now))
     if not force:
         due = due.filter(next_at__lte=now)
     skip = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
-        ids = list(due.select_for_update(skip_locked=skip).order_by("next_at").values_list("pk", flat=True)[:limit])
+        ids = list(due.select_for_update(skip_locked=skip).order_by("pk").values_list("pk", flat=True)[:limit])
         PollSchedule.objects.filter(pk__in=ids).update(leased_until=now + timedelta(seconds=LEASE))
     return ids
 
 
-Fetched = tuple[Invoice, InvoiceData | None, list | None, Exception | None]
-
-
-def _fetch(invoice: Invoice) -> Fetched:
-    """HTTP only (the invoice comes with its quotes): safe to run in a worker thread."""
-    try:
-        data, txs = fetch(invoice)
-    except Exception as exc:  # noqa: BLE001 - reported by _settle, never lost
-        return invoice, None, None, exc
-    return invoice, data, txs, None
-
-
-def _reschedule(invoice_id: int, interval: int, **extra: Any) -> None:
-    now = timezone.now()
-    PollSchedule.objects.filter(pk=invoice_id).update(
-        next_at=now + timedelta(seconds=interval), interval=interval, leased_until=None, last_polled_at=now, **extra
-    )
-
-
-def _settle(fetched: Fetched) -> str:
-    """Apply what was fetched (in the calling thread) and reschedule: 'changed', 'unchanged' or 'failed'.
-
-    A database error costs this invoice only: it stays claimed until the batch gives its claim back.
-    """
-    try:
-        return _apply_and_reschedule(fetched)
-    except DatabaseError as exc:
-        logger.warning("Polling invoice %s: database error (%s)", fetched[0].remote_id, type(exc).__name__)
-        reset_connection()
-        return "lost"
-
-
-def _apply_and_reschedule(fetched: Fetched) -> str:
-    invoice, data, txs, error = fetched
-    schedule = getattr(invoice, "poll", None)  # loaded with the invoice (select_related)
-    previous = schedule.interval if schedule else NORMAL
-    if error is None:
-        assert data is not None  # fetched without an error
-        try:
-            fresh = apply_invoice(data, source="poll", transactions=txs) or invoice
-        except (OperationalError, InterfaceError):
-            raise  # the connection, not the invoice: its claim is given back, so the next sweep polls it at once
-        except Exception as exc:  # noqa: BLE001 - e.g. a shop's order adapter failing: retried later
-            error = exc
-    if isinstance(error, ProviderNotFound):
-        return _not_found(invoice, schedule)
-    if error is not None:
-        if isinstance(error, ProviderError):
-            logger.warning("Polling invoice %s failed: %s", invoice.remote_id, error)
-        else:
-            logger.error("Polling invoice %s failed unexpectedly", invoice.remote_id, exc_info=error)
-        failures = (schedule.failures if schedule else 0) + 1
-        interval = min(max(previous * 2, NORMAL), MAX_INTERVAL)
-        on_fresh_connection(lambda: _reschedule(invoice.pk, interval, failures=failures))
-        return "failed"
-    changed = fresh.remote_updated != invoice.remote_updated or fresh.status != invoice.status
-    if invoice.missing_since is not None:  # found again
-        Invoice.objects.filter(pk=invoice.pk).update(missing_since=None)
-    if fresh.is_final:
-        PollSchedule.objects.filter(pk=invoice.pk).delete()  # nothing left to wait for
-    else:
-        base = base_interval(fresh)
-        _reschedule(invoice.pk, base if changed else min(max(previous * 2, base), MAX_INTERVAL), failures=0,
-                    not_found=0)
-    return "changed" if changed else "unchanged"
-
-
-def _not_found(invoice: Invoice, schedule: PollSchedule | None) -> str:
-    """The provider answered 404: after MISSING_AFTER in a row, mark the invoice missing and stop polling it."""
-    misses = (schedule.not_found if schedule else 0) + 1
-    if misses < MISSING_AFTER:
-        logger.warning("Polling invoice %s: the provider does not know it (404, %d of %d)", invoice.remote_id,
-                       misses, MISSING_AFTER)
-        _reschedule(invoice.pk, NORMAL * misses, not_found=misses)
-        return "missing"
-    Invoice.objects.filter(pk=invoice.pk).update(missing_since=timezone.now())
-    PollSchedule.objects.filter(pk=invoice.pk).delete()
-    logger.warning("Invoice %s: the provider answered 404 %d times in a row; marked missing, no longer polled "
-                   "(poll it again with invoicepay_sync --invoice %s)", invoice.remote_id, misses, invoice.public_token)
-    return "missing"
-
-
 def poll_one(invoice_id: int) -> str:
     """Sync one invoice now and reschedule it."""
-    return _settle(_fetch(Invoice.objects.select_related("poll").prefetch_related("quotes").get(pk=invoice_id)))
+    outcome, interval = settle(fetch_one(_as_polled().get(pk=invoice_id)))
+    if interval is not None:
+        reschedule_polled({interval: [invoice_id]})
+    return outcome
 
 
 def _give_back(ids: set[int]) -> None:
@@ -256,44 +180,90 @@ def _renew(ids: set[int]) -> None:
             logger.warning("Could not renew %d claim(s)", len(ids))
 
 
-def _poll_batch(claimed: list[Invoice], *, concurrency: int, settled: Callable[[str], None]) -> None:
-    """Fetch (in threads) and settle (here) one claimed batch, renewing the claims while it runs.
+class _Sweep:
+    """One poller's pass over the due schedules.
 
-    Whatever ends the batch early (an error, SIGTERM), the claims not settled are given back.
+    Claims pages of `batch` by primary key and keeps `concurrency` provider calls in flight across
+    pages (threads that only do HTTP); settles each answer here as it arrives; writes the next poll of
+    the invoices polled successfully `batch` at a time (one UPDATE). Claims are renewed while it runs;
+    whatever ends it (an error, SIGTERM), what was polled is still written and every other claim is
+    given back. Memory holds at most a page and the calls in flight, whatever the number of invoices.
     """
-    pending = {invoice.pk for invoice in claimed}
-    renewed_at = time.monotonic()
 
-    def settle(item: Fetched) -> None:
-        nonlocal renewed_at
-        outcome = _settle(item)
-        if outcome != "lost":
-            pending.discard(item[0].pk)
-        settled("failed" if outcome == "lost" else outcome)
-        if time.monotonic() - renewed_at > LEASE / 3:
-            renewed_at = time.monotonic()
-            _renew(pending)
+    def __init__(self, qs: QuerySet[Invoice], *, force: bool, concurrency: int, batch: int,
+                 settled: Callable[[str], None]) -> None:
+        self.qs, self.force, self.concurrency, self.batch, self.settled = qs, force, concurrency, batch, settled
+        self.after = 0  # the highest primary key claimed: the next page starts above it
+        self.pending: set[int] = set()  # claimed, next poll not written yet (given back if the sweep stops)
+        self.polled: defaultdict[int, list[int]] = defaultdict(list)  # interval -> ids polled, to write
+        self.renewed_at = time.monotonic()
 
-    pool = None
-    try:
-        if concurrency <= 1 or len(claimed) == 1:
-            for invoice in claimed:
-                settle(_fetch(invoice))
-            return
-        # The provider calls overlap in worker threads; the database work stays in this thread.
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invoicepay-poll")
-        running: set[Future] = {pool.submit(_fetch, invoice) for invoice in claimed}
-        while running:
+    def run(self) -> None:
+        pool = None
+        try:
+            if self.concurrency <= 1:
+                while page := self.next_page():
+                    for invoice in page:
+                        self.settle_answer(fetch_one(invoice))
+                return
+            pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="invoicepay-poll")
+            self.overlap(pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            with contextlib.suppress(DatabaseError):
+                self.write_polled()
+            _give_back(self.pending)
+
+    def overlap(self, pool: ThreadPoolExecutor) -> None:
+        """The provider calls overlap in the pool's threads; the next page is claimed before they run dry."""
+        running: set[Future] = set()
+        more = True
+        while True:
+            if more and len(running) < self.concurrency:
+                page = self.next_page()
+                more = bool(page)
+                running.update(pool.submit(fetch_one, invoice) for invoice in page)
+            if not running:
+                return
             done, running = wait(running, timeout=LEASE / 3, return_when=FIRST_COMPLETED)
             for future in done:
-                settle(future.result())
+                self.settle_answer(future.result())
             if not done:  # slow provider: nothing finished for a while
-                renewed_at = time.monotonic()
-                _renew(pending)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        _give_back(pending)
+                self.renew()
+
+    def next_page(self) -> list[Invoice]:
+        ids = on_fresh_connection(lambda: claim(self.qs, limit=self.batch, force=self.force, after=self.after))
+        if not ids:
+            return []
+        self.after = max(ids)
+        self.pending.update(ids)
+        return on_fresh_connection(lambda: list(_as_polled().filter(pk__in=ids)))
+
+    def settle_answer(self, fetched: Fetched) -> None:
+        outcome, interval = settle(fetched)
+        if interval is not None:
+            self.polled[interval].append(fetched[0].pk)
+        elif outcome != "lost":  # a lost one stays claimed until it is given back
+            self.pending.discard(fetched[0].pk)
+        if sum(map(len, self.polled.values())) >= self.batch:
+            self.write_polled()
+        self.settled("failed" if outcome == "lost" else outcome)
+        if time.monotonic() - self.renewed_at > LEASE / 3:
+            self.renew()
+
+    def write_polled(self) -> None:
+        polled, self.polled = self.polled, defaultdict(list)
+        try:
+            on_fresh_connection(lambda: reschedule_polled(polled))
+        except DatabaseError:
+            self.polled = polled  # still claimed: given back when the sweep ends
+            raise
+        self.pending.difference_update(pk for pks in polled.values() for pk in pks)
+
+    def renew(self) -> None:
+        self.renewed_at = time.monotonic()
+        _renew(self.pending)
 
 
 def sweep(
@@ -338,28 +308,20 @@ def _poll_due(result: SweepResult, qs: QuerySet[Invoice], *, force: bool, concur
               progress: Callable[[int, int], None] | None) -> None:
     on_fresh_connection(lambda: ensure_schedules(qs))
     total = on_fresh_connection(qs.count)
-    done: set[int] = set()
 
     def settled(outcome: str) -> None:
         result.outcomes[outcome] += 1
         if progress:
             progress(result.polled, total)
 
-    while True:
-        ids = on_fresh_connection(lambda: claim(qs.exclude(pk__in=done), limit=batch, force=force))
-        if not ids:
-            return
-        done.update(ids)
-        try:
-            claimed = on_fresh_connection(functools.partial(_claimed_invoices, ids))
-        except DatabaseError:
-            _give_back(set(ids))
-            raise
-        _poll_batch(claimed, concurrency=concurrency, settled=settled)
+    _Sweep(qs, force=force, concurrency=concurrency, batch=batch, settled=settled).run()
 
 
-def _claimed_invoices(ids: list[int]) -> list[Invoice]:
-    return list(Invoice.objects.filter(pk__in=ids).select_related("poll").prefetch_related("quotes"))
+def _as_polled() -> QuerySet[Invoice]:
+    """Invoices with what polling them reads, the schedule and the quotes, so an unchanged one costs no query
+    (the fetch reads the invoice's stored payload; the quotes' payloads, never read, are left out)."""
+    quotes = Prefetch("quotes", queryset=Quote.objects.defer("raw"))
+    return Invoice.objects.select_related("poll").prefetch_related(quotes)
 
 
 def _refresh_holds() -> dict[str, int]:

@@ -49,7 +49,8 @@ class Command(BaseCommand):
         parser.add_argument("--since", help="Only invoices created since: 2h, 30m, 7d or an ISO date-time.")
         parser.add_argument("--all", action="store_true", help="Include finished invoices (paid, expired, ...).")
         parser.add_argument("--concurrency", type=int, default=4, help="Parallel provider calls (default 4).")
-        parser.add_argument("--batch", type=int, default=100, help="Invoices claimed at a time (default 100).")
+        parser.add_argument("--batch", type=int, default=100,
+                            help="Invoices claimed, and their next polls written, at a time (default 100).")
         parser.add_argument("--webhooks", action="store_true",
                             help="Only finish webhook deliveries: unprocessed ones, and failed ones due for a retry.")
         parser.add_argument("--failed", action="store_true",
