@@ -211,7 +211,8 @@ def apply_invoice(
         return current
     # Read with the row (`with_announcing_state`): no earlier transition waits for its signals. Used once:
     # the instance may be kept (a receiver's) and synced again later, when it no longer holds.
-    alone = current.__dict__.pop("has_unannounced", None) is False
+    waiting = current.__dict__.pop("has_unannounced", None)  # a bool, or 0/1 from a raw query; None: unknown
+    alone = waiting is not None and not waiting
     with transaction.atomic():
         if also is not None:
             also()

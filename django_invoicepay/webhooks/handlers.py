@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import QuerySet, Subquery
 from django.http import HttpRequest, QueryDict
 
+from ..compiled import CompiledQuery
 from ..conf import invoicepay_settings
 from ..masking import Redacted
 from ..models import WebhookDelivery
@@ -57,10 +58,10 @@ class Handler:
     throttled: bool = False
     #: Answer messages that differ from the defaults in `intake.MESSAGES`.
     messages: Mapping[str, str] = field(default_factory=dict)
-    #: Reads the object an object id names together with the status of the event's earlier deliveries
-    #: (given as a queryset), in one query; (None, None) when there is no such object. None: the intake
-    #: looks the event up alone.
-    load: Callable[[str, QuerySet[WebhookDelivery] | None], Loaded] | None = None
+    #: Reads the object an object id names together with the status of the event's earlier delivery (the
+    #: event id; None: the event has none), in one query; (None, None) when there is no such object.
+    #: None: the intake looks the event up alone.
+    load: Callable[[str, str | None], Loaded] | None = None
 
     def done(self, status: str) -> str:
         """The message key of a delivery finished as `status` (OnePipe says the same whatever it was)."""
@@ -87,15 +88,29 @@ def rehive_identify(payload: dict) -> tuple[object, object, object]:
     return event, payload.get("id"), data.get(REHIVE_EVENTS.get(event, "id"))
 
 
-def rehive_load(object_id: str, earlier: QuerySet[WebhookDelivery] | None) -> Loaded:
-    """The invoice (with what `apply_invoice` can use: see `with_announcing_state`) and the event's
-    earlier delivery status (None: the event has no id), in one query."""
+def _invoice_with_outbox(object_id: str) -> QuerySet[Any]:
     from ..models import Invoice
 
-    invoices = Invoice.objects.filter(remote_id=object_id).with_announcing_state()
-    if earlier is not None:
-        invoices = invoices.annotate(earlier_status=Subquery(earlier.values("status")[:1]))
-    invoice = invoices.first()
+    return Invoice.objects.filter(remote_id=object_id).with_announcing_state().order_by()
+
+
+def _invoice_with_earlier(object_id: str, provider: str, event_id: str) -> QuerySet[Any]:
+    earlier = WebhookDelivery.objects.filter(provider=provider, event_id=event_id).values("status")[:1]
+    return _invoice_with_outbox(object_id).annotate(earlier_status=Subquery(earlier))
+
+
+_INVOICE = CompiledQuery(_invoice_with_outbox, "object_id")
+_INVOICE_AND_EARLIER = CompiledQuery(_invoice_with_earlier, "object_id", "provider", "event_id")
+
+
+def rehive_load(object_id: str, event_id: str | None) -> Loaded:
+    """The invoice (with what `apply_invoice` can use: see `with_announcing_state`) and the status of the
+    event's earlier delivery (none for an event without an id), in one query, compiled once (`compiled`)."""
+    if event_id:
+        rows = _INVOICE_AND_EARLIER(object_id=object_id, provider="rehive", event_id=event_id)
+    else:
+        rows = _INVOICE(object_id=object_id)
+    invoice = rows[0] if rows else None
     return (invoice, getattr(invoice, "earlier_status", None)) if invoice is not None else (None, None)
 
 

@@ -336,8 +336,7 @@ class Intake:
         delivery, in one query where the handler can (a repeat of a finished event costs two in all)."""
         subject, earlier = None, None
         if self.handler.load is not None and delivery.object_id:
-            earlier_qs = earlier_deliveries(delivery) if delivery.event_id else None
-            subject, earlier = self.handler.load(delivery.object_id, earlier_qs)
+            subject, earlier = self.handler.load(delivery.object_id, delivery.event_id)
         if subject is None and delivery.event_id:
             earlier = earlier_deliveries(delivery).values_list("status", flat=True).first()
         return subject, earlier
