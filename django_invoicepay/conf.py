@@ -115,6 +115,17 @@ class InvoicePaySettings:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown INVOICEPAY setting {name!r}")
         user = self.user_settings()
+        # Read per request (a provider call reads ten), so resolved once per INVOICEPAY dict: a new dict
+        # (override_settings, the settings fixture) resolves again. Treat the values as read-only.
+        cache = self.__dict__.setdefault("_resolved", {})
+        key = (id(user), name)
+        if key not in cache:
+            if len(cache) > 256:
+                cache.clear()
+            cache[key] = (user, self._resolve(name, user))  # the dict is kept: its id is not reused meanwhile
+        return cache[key][1]
+
+    def _resolve(self, name: str, user: dict[str, Any]) -> Any:
         default = copy.deepcopy(DEFAULTS[name])
         if name not in user:
             return default
