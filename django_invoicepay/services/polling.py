@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -242,6 +243,9 @@ class _Sweep:
 
     def settle_answer(self, fetched: Fetched) -> None:
         outcome, interval = settle(fetched)
+        # The invoice and its prefetched quotes point at each other: drop that link, so the page is freed
+        # as soon as it is settled rather than by the cycle collector (whose passes grow with the heap).
+        fetched[0].__dict__.pop("_prefetched_objects_cache", None)
         if interval is not None:
             self.polled[interval].append(fetched[0].pk)
         elif outcome != "lost":  # a lost one stays claimed until it is given back
@@ -291,6 +295,7 @@ def sweep(
         result.deliveries = recover_deliveries()
         result.announced = _announce_due()
         result.holds = _refresh_holds()
+    gc.freeze()  # what the process held before (Django, the app) is left out of collections meanwhile
     try:
         _poll_due(result, candidates(invoices=invoices, statuses=statuses, since=since, include_final=include_final),
                   force=force, concurrency=concurrency, batch=batch, progress=progress)
@@ -298,6 +303,8 @@ def sweep(
         result.interrupted = f"the database is unavailable ({type(exc).__name__})"
         logger.warning("Sweep stopped early: %s; the next sweep goes on", result.interrupted)
         reset_connection()
+    finally:
+        gc.unfreeze()
     result.seconds = time.monotonic() - started
     if result.polled or result.deliveries or result.announced:
         logger.info(result.summary())
