@@ -31,7 +31,15 @@ from django.test import override_settings
 
 from django_invoicepay.checks import check_settings
 from django_invoicepay.sandbox import SANDBOX_ONEPIPE_OTP, SANDBOX_OTP
-from tests.reliability.harness import ROOT, Run, free_port, prepare_database, server_connection, wait_for
+from tests.reliability.harness import (  # noqa: F401 - real_time: the fixture `sleeps` here, real time
+    ROOT,
+    Run,
+    free_port,
+    prepare_database,
+    real_time,
+    server_connection,
+    wait_for,
+)
 
 #: This suite's Redis database: only this run's prefix's keys are ever deleted.
 REDIS = os.environ.get("INVOICEPAY_TEST_REDIS", "redis://127.0.0.1:6379/4")
