@@ -454,3 +454,27 @@ def test_a_killed_pollers_claims_lapse_within_a_minute(open_invoices):
     assert sweep().polled == 0
     PollSchedule.objects.update(leased_until=timezone.now())  # LEASE (<= 60 s) later
     assert LEASE <= 60 and sweep().outcomes["changed"] == 4
+
+
+@pytest.mark.django_db(transaction=True)  # outside a test transaction, as in production: it can be run again
+def test_a_transaction_the_database_broke_a_deadlock_in_is_run_again(invoice, order, fired):
+    """MariaDB answers 1213 "Deadlock found ... try restarting transaction": apply_invoice runs it again."""
+    from django.db import OperationalError, connection
+
+    from django_invoicepay.clients import rehive_client
+
+    sandbox.pay(invoice.remote_id)
+    paid = rehive_client().get_invoice(invoice.remote_id)
+    broken = []
+
+    def deadlock_once(execute, sql, params, many, context):
+        if not broken and sql.startswith(('UPDATE "invoicepay_invoice"', "UPDATE `invoicepay_invoice`")):
+            broken.append(sql)
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(deadlock_once):
+        applied = apply_invoice(paid, source="poll", current=Invoice.objects.with_announcing_state().get(pk=invoice.pk))
+    assert broken and applied.status == "paid"
+    assert list(invoice.status_changes.values_list("to_status", flat=True)) == ["initiated", "paid"]
+    assert [kw["new_status"] for name, kw in fired if name == "invoice_status_changed"] == ["paid"]

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from ..clients import rehive_client
@@ -213,6 +213,31 @@ def apply_invoice(
     # the instance may be kept (a receiver's) and synced again later, when it no longer holds.
     waiting = current.__dict__.pop("has_unannounced", None)  # a bool, or 0/1 from a raw query; None: unknown
     alone = waiting is not None and not waiting
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            return _apply_once(current, data, source, transactions, also, alone=alone and not attempt)
+        except OperationalError as exc:
+            # The database broke a deadlock by rolling this transaction back and asks for it to be run again
+            # (MariaDB under concurrent upserts); inside a caller's transaction only the caller can.
+            if not (deadlocked(exc) and transaction.get_autocommit() and attempt < DEADLOCK_RETRIES):
+                raise
+            logger.info("Invoice %s: the database broke a deadlock; applying again (from %s)", data.id, source)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+#: How many times a transaction the database rolled back to break a deadlock is run again.
+DEADLOCK_RETRIES = 3
+
+
+def deadlocked(exc: OperationalError) -> bool:
+    """Whether the database rolled the transaction back to break a deadlock (MySQL/MariaDB 1213;
+    PostgreSQL 40P01, or 40001 for a serialization failure)."""
+    code = exc.args[0] if exc.args else None
+    return code == 1213 or getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
+
+
+def _apply_once(current: Invoice, data: InvoiceData, source: str, transactions: Sequence[TransactionData] | None,
+                also: Callable[[], None] | None, *, alone: bool) -> Invoice | None:
     with transaction.atomic():
         if also is not None:
             also()

@@ -353,6 +353,7 @@ class Intake:
         conflict = []  # the delivery's own INSERT found the event stored (by a repeat, meanwhile)
 
         def store_with_change() -> None:
+            delivery.pk, delivery._state.adding = None, True  # a new row again if the transaction is run again
             try:
                 delivery.save(force_insert=True)
             except IntegrityError:
